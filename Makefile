@@ -1,0 +1,30 @@
+# Two commands matter: `make demo` and `make test`. Both create .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint static unit build clean
+
+$(STAMP): requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@command -v java >/dev/null || { echo "Java 17 is required for local Spark (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+build: $(STAMP)
+	$(VENV)/bin/sam build --template-file template.yaml
+
+clean:
+	rm -rf .aws-sam .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,178 @@
+"""Review pages (GET) and the single-use decision (POST) behind API Gateway."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+from decision import BadDecision, DecisionRequest, csrf_matches, parse_decision, same_origin, valid_approval_id
+from pages import SECURITY_HEADERS, decided_page, expired_page, message_page, review_page
+
+logger = Logger()
+app = APIGatewayRestResolver()
+DECIDED = ("approved", "rejected")
+# Step Functions' answers when the execution no longer waits for this token.
+TOKEN_GONE = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
+
+
+@cache
+def _approvals() -> Any:
+    return boto3.resource("dynamodb").Table(os.environ["APPROVALS_TABLE"])
+
+
+@cache
+def _stepfunctions() -> Any:
+    return boto3.client("stepfunctions")
+
+
+def _html(status: int, body: str) -> Response:
+    return Response(status_code=status, body=body, headers=dict(SECURITY_HEADERS))
+
+
+def _not_found() -> Response:
+    return _html(
+        404, message_page("Review not found", "This review link is not valid. Check that you copied all of it.")
+    )
+
+
+def _load(approval_id: str) -> dict[str, Any] | None:
+    return _approvals().get_item(Key={"approvalId": approval_id}, ConsistentRead=True).get("Item")
+
+
+def _expired(item: dict[str, Any], now: datetime) -> bool:
+    return item.get("status") == "expired" or datetime.fromisoformat(item["expiresAt"]) <= now
+
+
+@app.get("/approvals/<approval_id>")
+def show_review(approval_id: str) -> Response:
+    # No side effects here: mail scanners prefetch links.
+    item = _load(approval_id) if valid_approval_id(approval_id) else None
+    if item is None:
+        return _not_found()
+    if item.get("status") in DECIDED:
+        return _html(200, decided_page(item, just_now=False))
+    if _expired(item, datetime.now(UTC)):
+        return _html(410, expired_page(item))
+    return _html(200, review_page(item))
+
+
+@app.post("/approvals/<approval_id>")
+def record_decision(approval_id: str) -> Response:
+    event = app.current_event
+    if not valid_approval_id(approval_id):
+        return _not_found()
+    origin = event.headers.get("origin") or event.headers.get("Origin")
+    host = event.headers.get("host") or event.headers.get("Host")
+    if not same_origin(origin, host):
+        return _html(403, message_page("Decision refused", "Decisions can only be sent from the review page itself."))
+    content_type = event.headers.get("content-type") or event.headers.get("Content-Type") or ""
+    try:
+        request = parse_decision(event.decoded_body, content_type)
+    except BadDecision as error:
+        return _html(400, message_page("Decision not understood", str(error)))
+    item = _load(approval_id)
+    if item is None:
+        return _not_found()
+    if item.get("status") in DECIDED:
+        return _html(409, decided_page(item, just_now=False))
+    now = datetime.now(UTC)
+    if _expired(item, now):
+        return _html(410, expired_page(item))
+    if not csrf_matches(item["csrfToken"], request.csrf):
+        return _html(403, message_page("Decision refused", "Open the review link again and decide from that page."))
+    return _apply(item, request, now)
+
+
+def _apply(item: dict[str, Any], request: DecisionRequest, now: datetime) -> Response:
+    decided_at = now.isoformat(timespec="seconds")
+    table = _approvals()
+    try:
+        # The condition makes the decision single-use: a replay or a double click finds it taken.
+        table.update_item(
+            Key={"approvalId": item["approvalId"]},
+            UpdateExpression="SET #status = :decision, decidedBy = :who, decidedAt = :at, #comment = :comment",
+            ConditionExpression="#status = :pending AND expiresAt > :now",
+            ExpressionAttributeNames={"#status": "status", "#comment": "comment"},
+            ExpressionAttributeValues={
+                ":decision": request.status,
+                ":who": request.reviewer,
+                ":at": decided_at,
+                ":comment": request.comment,
+                ":pending": "pending",
+                ":now": decided_at,
+            },
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException:
+        current = _load(item["approvalId"]) or item
+        if current.get("status") in DECIDED:
+            return _html(409, decided_page(current, just_now=False))
+        return _html(410, expired_page(current))
+    try:
+        _send(item["taskToken"], request, decided_at)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code in TOKEN_GONE:
+            table.update_item(
+                Key={"approvalId": item["approvalId"]},
+                UpdateExpression="SET #status = :expired",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":expired": "expired"},
+            )
+            logger.info("decision arrived after the execution stopped waiting", extra={"code": code})
+            return _html(410, expired_page(item))
+        _release(item["approvalId"], request.status, decided_at)
+        logger.exception("could not reach Step Functions")
+        return _html(502, message_page("Please try again", "The decision could not be delivered. Nothing changed."))
+    logger.info("decision recorded", extra={"decision": request.status, "execution": item.get("executionArn")})
+    return _html(
+        200,
+        decided_page(
+            {
+                **item,
+                "status": request.status,
+                "decidedBy": request.reviewer,
+                "decidedAt": decided_at,
+                "comment": request.comment,
+            },
+            just_now=True,
+        ),
+    )
+
+
+def _send(token: str, request: DecisionRequest, decided_at: str) -> None:
+    if request.status == "approved":
+        output = {
+            "decision": "approved",
+            "reviewer": request.reviewer,
+            "comment": request.comment,
+            "decidedAt": decided_at,
+        }
+        _stepfunctions().send_task_success(taskToken=token, output=json.dumps(output))
+    else:
+        cause = f"Rejected by {request.reviewer} at {decided_at}: {request.comment or 'no comment'}"
+        _stepfunctions().send_task_failure(taskToken=token, error="ModelRejected", cause=cause)
+
+
+def _release(approval_id: str, status: str, decided_at: str) -> None:
+    """Undoes our claim after a transient failure, so the reviewer can simply click again."""
+    _approvals().update_item(
+        Key={"approvalId": approval_id},
+        UpdateExpression="SET #status = :pending REMOVE decidedBy, decidedAt, #comment",
+        ConditionExpression="#status = :decision AND decidedAt = :at",
+        ExpressionAttributeNames={"#status": "status", "#comment": "comment"},
+        ExpressionAttributeValues={":pending": "pending", ":decision": status, ":at": decided_at},
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,67 @@
+"""POST /predict: validates the request and forwards it to this stack's endpoint, and only that one."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+from payload import BadRequest, parse_rows
+
+logger = Logger()
+app = APIGatewayRestResolver()
+# inference.py prefixes errors caused by the request with this, so they become 400s.
+CLIENT_ERROR_MARK = "invalid input:"
+
+
+@cache
+def _runtime() -> Any:
+    return boto3.client("sagemaker-runtime")
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def _model_message(error: ClientError) -> str:
+    message = error.response["Error"].get("Message", "")
+    start = message.find(CLIENT_ERROR_MARK)
+    return message[start:].strip(' ".') if start >= 0 else ""
+
+
+@app.post("/predict")
+def predict() -> Response:
+    try:
+        rows = parse_rows(app.current_event.decoded_body)
+    except BadRequest as error:
+        return _json(400, {"message": str(error)})
+    try:
+        reply = _runtime().invoke_endpoint(
+            EndpointName=os.environ["ENDPOINT_NAME"],
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps({"instances": rows}),
+        )
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code == "ModelError" and _model_message(error):
+            return _json(400, {"message": _model_message(error)})
+        if code == "ValidationException":
+            logger.warning("endpoint not available", extra={"code": code})
+            return _json(503, {"message": "The model endpoint is not deployed yet; approve a model first."})
+        logger.exception("endpoint call failed")
+        return _json(502, {"message": "The model endpoint failed to answer; try again later."})
+    result = json.loads(reply["Body"].read())
+    return _json(200, result)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
