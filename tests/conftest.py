@@ -1,5 +1,87 @@
-import sys
-from pathlib import Path
+from __future__ import annotations
 
-# Test helpers (asl.py, handlers.py) are imported as plain modules from this folder.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+# Test helpers (asl.py, handlers.py) are plain modules in this folder, and each function's pure
+# modules (gate.py, payload.py, ...) have unique names, so tests import them directly.
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+sys.path.extend(str(folder) for folder in sorted((TESTS.parent / "functions").iterdir()) if folder.is_dir())
+
+from asl import ROOT  # noqa: E402
+from samtranslator.yaml_helper import yaml_parse  # noqa: E402
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch) -> Iterator[None]:
+    """moto for every AWS call in the test, with Step Functions executing definitions."""
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_SERVICE_NAME": "sfn-mlops-tests",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield
+
+
+def create_table_from_template(logical_id: str, table_name: str) -> Any:
+    """Creates a moto table with the key schema that template.yaml declares, so the two never drift."""
+    properties = yaml_parse((ROOT / "template.yaml").read_text())["Resources"][logical_id]["Properties"]
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(
+        TableName=table_name,
+        KeySchema=properties["KeySchema"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        BillingMode=properties["BillingMode"],
+    )
+    return boto3.resource("dynamodb", region_name=REGION).Table(table_name)
+
+
+@pytest.fixture
+def approvals(aws, monkeypatch):
+    monkeypatch.setenv("APPROVALS_TABLE", "approvals")
+    return create_table_from_template("ApprovalsTable", "approvals")
+
+
+class Inbox:
+    """An SQS queue subscribed to the notification topic: what an email subscriber would receive."""
+
+    def __init__(self, topic_arn: str) -> None:
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.url = self.sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        boto3.client("sns", region_name=REGION).subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+
+    def messages(self) -> list[dict[str, Any]]:
+        import json
+
+        received = []
+        while batch := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
+            received += [json.loads(m["Body"]) for m in batch]
+            for m in batch:
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+        return received
+
+
+@pytest.fixture
+def inbox(aws, monkeypatch) -> Inbox:
+    topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="notifications")["TopicArn"]
+    monkeypatch.setenv("TOPIC_ARN", topic_arn)
+    return Inbox(topic_arn)

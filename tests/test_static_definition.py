@@ -117,7 +117,9 @@ def test_every_substitution_is_defined_and_every_definition_is_used(template) ->
 def test_every_transition_target_exists(definition) -> None:
     states = definition["States"]
     assert definition["StartAt"] in states
-    broken = [(name, kind, target) for name, s in states.items() for kind, target in transitions(s) if target not in states]
+    broken = [
+        (name, kind, target) for name, s in states.items() for kind, target in transitions(s) if target not in states
+    ]
     assert broken == []
 
 

@@ -1,0 +1,92 @@
+"""Wait for approval: the token stays server-side, one email per token, with the test-set result."""
+
+from __future__ import annotations
+
+import re
+
+import boto3
+import pytest
+from conftest import REGION
+from handlers import LambdaContext, load_handler, sample_event
+from review import new_approval_id, score_predictions
+
+API = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/v1"
+
+
+def test_approval_ids_carry_192_random_bits() -> None:
+    ids = {new_approval_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{32}", i) for i in ids)
+
+
+def test_predictions_are_scored_against_the_joined_labels() -> None:
+    assert score_predictions(["setosa,setosa", "virginica,versicolor", "", "1,1.0", "2,3"]) == {
+        "rows": 4,
+        "accuracy": 0.5,
+    }
+    assert score_predictions([]) == {"rows": 0, "accuracy": None}
+
+
+@pytest.fixture
+def request_event(approvals, inbox, monkeypatch):
+    monkeypatch.setenv("API_BASE_URL", API)
+    event = sample_event("approval_request")
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket = "sfn-mlops-artifactsbucket-4d5e6f"
+    s3.create_bucket(Bucket=bucket)
+    key = "runs/new-data-3f1c2b-a1b2c3d4/test-predictions/part-00000.csv.out"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"setosa,setosa\nversicolor,versicolor\nvirginica,versicolor\n")
+    return event
+
+
+def _approval_items(table):
+    return [i for i in table.scan()["Items"] if i.get("status") == "pending"]
+
+
+def test_review_email_links_an_id_and_never_the_task_token(request_event, approvals, inbox) -> None:
+    load_handler("approval_request").lambda_handler(request_event, LambdaContext("approval-request"))
+    (message,) = inbox.messages()
+    (item,) = _approval_items(approvals)
+    assert item["taskToken"] == request_event["taskToken"]
+    assert f"{API}/approvals/{item['approvalId']}" in message["Message"]
+    assert request_event["taskToken"] not in message["Message"] + message["Subject"]
+    assert "0.9565" in message["Message"] and "0.9130" in message["Message"]
+    assert item["testAccuracy"] == "0.6667" and item["testRows"] == 3
+    assert message["Subject"].startswith("Review model mlops-new-data-3f1c2b-a1b2c3d4")
+
+
+def test_expiry_matches_the_state_timeout_and_ttl_keeps_expired_links_readable(request_event, approvals) -> None:
+    request_event["timeoutSeconds"] = 60
+    load_handler("approval_request").lambda_handler(request_event, LambdaContext("approval-request"))
+    (item,) = _approval_items(approvals)
+    from datetime import datetime
+
+    created, expires = datetime.fromisoformat(item["createdAt"]), datetime.fromisoformat(item["expiresAt"])
+    assert (expires - created).total_seconds() == 60
+    assert int(item["expiresAtEpoch"]) > expires.timestamp() + 86400
+
+
+def test_a_retried_invocation_for_the_same_token_sends_no_second_email(request_event, approvals, inbox) -> None:
+    handler = load_handler("approval_request").lambda_handler
+    first = handler(request_event, LambdaContext("approval-request"))
+    second = handler(request_event, LambdaContext("approval-request"))
+    assert first == second
+    assert len(inbox.messages()) == 1
+    assert len(_approval_items(approvals)) == 1
+
+
+def test_a_new_token_gets_a_new_review(request_event, approvals, inbox) -> None:
+    handler = load_handler("approval_request").lambda_handler
+    handler(request_event, LambdaContext("approval-request"))
+    handler({**request_event, "taskToken": "another-token"}, LambdaContext("approval-request"))
+    assert len(inbox.messages()) == 2
+    assert len(_approval_items(approvals)) == 2
+
+
+def test_unreadable_predictions_still_send_the_review(request_event, approvals, inbox) -> None:
+    request_event["transform"]["outputUri"] = "s3://missing-bucket/nothing/"
+    load_handler("approval_request").lambda_handler(request_event, LambdaContext("approval-request"))
+    (message,) = inbox.messages()
+    assert "test-set accuracy" in message["Message"]
+    (item,) = _approval_items(approvals)
+    assert item["testAccuracy"] == ""
