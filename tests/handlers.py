@@ -7,7 +7,6 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 

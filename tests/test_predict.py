@@ -1,0 +1,77 @@
+"""POST /predict: request validation and the call to this stack's endpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from handlers import LambdaContext, load_handler, sample_event
+from payload import MAX_ROWS, BadRequest, parse_rows
+
+
+def test_one_csv_row_as_in_the_curl_example() -> None:
+    assert parse_rows(json.dumps({"data": "5.9,3.0,5.1,1.8"})) == [[5.9, 3.0, 5.1, 1.8]]
+
+
+def test_several_csv_rows_and_instances_are_accepted() -> None:
+    assert parse_rows(json.dumps({"data": "1,2\n3,4\n"})) == [[1.0, 2.0], [3.0, 4.0]]
+    assert parse_rows(json.dumps({"instances": [[1, 2], ["3", 4.5]]})) == [[1.0, 2.0], [3.0, 4.5]]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (None, "send a JSON body"),
+        ("{oops", "not valid JSON"),
+        ("[1, 2]", "exactly one of"),
+        (json.dumps({"data": "1,2", "instances": [[1, 2]]}), "exactly one of"),
+        (json.dumps({"data": 5}), "CSV text"),
+        (json.dumps({"data": "  \n"}), "no rows"),
+        (json.dumps({"instances": [1, 2]}), "list of rows"),
+        (json.dumps({"data": "1,abc"}), "row 1, value 2: 'abc' is not a number"),
+        (json.dumps({"instances": [[1, True]]}), "is not a number"),
+        (json.dumps({"instances": [[1, None]]}), "is not a number"),
+        (json.dumps({"data": "1,NaN"}), "not a finite number"),
+        (json.dumps({"data": "1,2\n3"}), "same number of values"),
+        (json.dumps({"data": "1,\n"}), "row 1, value 2"),
+        (json.dumps({"instances": [[1]] * (MAX_ROWS + 1)}), f"at most {MAX_ROWS} rows"),
+        (json.dumps({"data": "1," * 40_000}), "larger than 64 KB"),
+    ],
+)
+def test_bad_payloads_are_rejected_with_a_message_that_says_what_to_fix(body, message) -> None:
+    with pytest.raises(BadRequest, match=message.replace("(", r"\(")):
+        parse_rows(body)
+
+
+@pytest.fixture
+def predict(aws, monkeypatch):
+    monkeypatch.setenv("ENDPOINT_NAME", "mlops-endpoint")
+    handler = load_handler("predict").lambda_handler
+
+    def call(body: str | None) -> dict:
+        return handler({**sample_event("predict"), "body": body}, LambdaContext("predict"))
+
+    return call
+
+
+def test_bad_requests_get_a_400_and_never_reach_the_endpoint(predict) -> None:
+    reply = predict(json.dumps({"data": "5.9,x"}))
+    assert reply["statusCode"] == 400
+    assert "is not a number" in json.loads(reply["body"])["message"]
+
+
+def test_a_valid_request_returns_the_endpoint_predictions(predict) -> None:
+    # moto answers InvokeEndpoint from a queue of canned results, set through its public moto-api.
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        json={
+            "account_id": "123456789012",
+            "region": "us-east-1",
+            "results": [{"Body": json.dumps({"predictions": ["virginica"]}), "ContentType": "application/json"}],
+        },
+        timeout=5,
+    )
+    reply = predict(sample_event("predict")["body"])
+    assert reply["statusCode"] == 200
+    assert json.loads(reply["body"]) == {"predictions": ["virginica"]}
