@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test lint static unit build clean
 
-$(STAMP): requirements-dev.txt
+$(STAMP): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@command -v java >/dev/null || { echo "Java 17 is required for local Spark (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
 	touch $(STAMP)
 

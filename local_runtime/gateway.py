@@ -1,0 +1,134 @@
+"""The WSGI layer in front of moto's server: one endpoint that speaks the AWS API to everyone.
+
+Requests go to moto unless they are one of the few things moto cannot do without AWS or Docker:
+- Lambda ``Invoke`` runs the handler in-process (``LambdaRuntime``);
+- SageMaker API calls and ``InvokeEndpoint`` go to ``LocalSageMaker``;
+- ``CreateStateMachine``/``UpdateStateMachine`` get their ``.sync`` Resources mapped to local
+  providers (the definition file on disk is never touched);
+- ``SendTaskFailure`` keeps its ``cause``, which moto's request parser drops.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote
+
+from local_runtime.lambdas import LambdaRuntime, UnknownFunction
+from local_runtime.sagemaker import LocalSageMaker, SageMakerError
+from local_runtime.template import ACCOUNT, REGION
+
+LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+ENDPOINT_INVOKE = re.compile(r"^/endpoints/([^/]+)/invocations$")
+
+StartResponse = Callable[..., Any]
+
+
+def _respond(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
+    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 424: "Failed Dependency", 500: "Internal Server Error"}
+    start_response(f"{status} {reasons.get(status, 'Error')}", [*headers.items(), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class Gateway:
+    def __init__(
+        self,
+        moto_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+        lambdas: LambdaRuntime,
+        sagemaker: LocalSageMaker,
+        rewrite_definition: Callable[[str, str], str],
+    ) -> None:
+        self.moto_app = moto_app
+        self.lambdas = lambdas
+        self.sagemaker = sagemaker
+        self.rewrite_definition = rewrite_definition
+        self.requests = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        self.requests += 1
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        path = environ.get("PATH_INFO", "")
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+
+        if method == "POST" and (match := LAMBDA_INVOKE.match(path)):
+            return self._invoke_lambda(unquote(match.group(1)), body, start_response)
+        if method == "POST" and (match := ENDPOINT_INVOKE.match(path)):
+            return self._invoke_endpoint(unquote(match.group(1)), body, environ, start_response)
+        if target.startswith("SageMaker."):
+            return self._sagemaker(target.split(".", 1)[1], body, start_response)
+        if target in ("AWSStepFunctions.CreateStateMachine", "AWSStepFunctions.UpdateStateMachine"):
+            request = json.loads(body)
+            if "definition" in request:
+                name = request.get("name") or request.get("stateMachineArn", "").rsplit(":", 1)[-1]
+                request["definition"] = self.rewrite_definition(name, request["definition"])
+                body = json.dumps(request).encode()
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
+        if target == "AWSStepFunctions.SendTaskFailure" and self._send_task_failure(json.loads(body)):
+            return _respond(start_response, 200, b"{}", {"Content-Type": "application/x-amz-json-1.0"})
+        return self.moto_app(environ, start_response)
+
+    def _invoke_lambda(self, function_name: str, body: bytes, start_response: StartResponse) -> list[bytes]:
+        try:
+            result = self.lambdas.invoke(function_name, body)
+        except UnknownFunction:
+            error = {
+                "Type": "User",
+                "message": f"Function not found: arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
+            }
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "ResourceNotFoundException"}
+            return _respond(start_response, 404, json.dumps(error).encode(), headers)
+        headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
+        if result.function_error:
+            headers["X-Amz-Function-Error"] = result.function_error
+        return _respond(start_response, 200, json.dumps(result.payload, default=str).encode(), headers)
+
+    def _sagemaker(self, operation: str, body: bytes, start_response: StartResponse) -> list[bytes]:
+        headers = {"Content-Type": "application/x-amz-json-1.1"}
+        try:
+            result = self.sagemaker.handle(operation, json.loads(body or b"{}"))
+        except SageMakerError as error:
+            payload = {"__type": error.code, "message": str(error)}
+            return _respond(start_response, error.status, json.dumps(payload).encode(), headers)
+        return _respond(start_response, 200, json.dumps(result, default=str).encode(), headers)
+
+    def _invoke_endpoint(
+        self, name: str, body: bytes, environ: dict[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
+        content_type = environ.get("CONTENT_TYPE") or "text/csv"
+        accept = environ.get("HTTP_ACCEPT") or content_type
+        try:
+            status, returned_type, reply = self.sagemaker.invoke_endpoint(name, body, content_type, accept)
+        except SageMakerError as error:
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": error.code}
+            return _respond(start_response, error.status, json.dumps({"message": str(error)}).encode(), headers)
+        if status != 200:
+            message = reply.decode(errors="replace")
+            error = {
+                "message": f'Received server error ({status}) from primary with message "{message}".',
+                "OriginalStatusCode": status,
+                "OriginalMessage": message,
+            }
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError"}
+            return _respond(start_response, 424, json.dumps(error).encode(), headers)
+        headers = {"Content-Type": returned_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"}
+        return _respond(start_response, 200, reply, headers)
+
+    @staticmethod
+    def _send_task_failure(request: dict[str, Any]) -> bool:
+        """Delivers the failure with its cause; on any error moto answers the request itself."""
+        from moto.stepfunctions.responses import get_backend
+
+        try:
+            get_backend(ACCOUNT, REGION).send_task_failure(
+                request["taskToken"], error=request.get("error"), cause=request.get("cause")
+            )
+        except Exception:
+            return False
+        return True

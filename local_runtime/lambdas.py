@@ -1,0 +1,150 @@
+"""Runs Lambda handlers in-process, with Lambda's context object and error contract.
+
+Each function is imported from its own folder; the modules it brings (app.py and its helpers)
+are kept out of ``sys.modules`` afterwards, so two functions never share a module by accident.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import threading
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_runtime.template import ACCOUNT, REGION
+
+
+@dataclass
+class LambdaContext:
+    """The context object handlers receive; Powertools reads these attributes."""
+
+    function_name: str
+    memory_limit_in_mb: int = 128
+    timeout_seconds: int = 3
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_seconds * 1000
+
+
+@dataclass
+class Invocation:
+    payload: Any
+    function_error: str | None = None
+
+
+class UnknownFunction(Exception):
+    pass
+
+
+class LocalFunction:
+    def __init__(self, name: str, code_dir: Path, handler: str, environment: dict[str, str], **settings: Any) -> None:
+        self.name = name
+        self.code_dir = code_dir
+        self.module_name, self.handler_name = handler.rsplit(".", 1)
+        self.environment = environment
+        self.memory = int(settings.get("MemorySize", 128))
+        self.timeout = int(settings.get("Timeout", 3))
+        self._handler: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._handler is None:
+                before = set(sys.modules)
+                spec = importlib.util.spec_from_file_location(
+                    f"local_lambda_{self.name}", self.code_dir / f"{self.module_name}.py"
+                )
+                assert spec and spec.loader
+                module = importlib.util.module_from_spec(spec)
+                sys.path.insert(0, str(self.code_dir))
+                try:
+                    spec.loader.exec_module(module)
+                finally:
+                    sys.path.remove(str(self.code_dir))
+                    for name in set(sys.modules) - before:
+                        origin = getattr(sys.modules[name], "__file__", None) or ""
+                        if origin.startswith(str(self.code_dir)):
+                            del sys.modules[name]
+                self._handler = getattr(module, self.handler_name)
+        return self._handler
+
+    def invoke(self, event: Any) -> Invocation:
+        context = LambdaContext(self.name, memory_limit_in_mb=self.memory, timeout_seconds=self.timeout)
+        try:
+            return Invocation(self._load()(event, context))
+        except Exception as error:
+            return Invocation(
+                {
+                    "errorMessage": str(error),
+                    "errorType": type(error).__name__,
+                    "requestId": context.aws_request_id,
+                    "stackTrace": traceback.format_exception(error)[-4:],
+                },
+                function_error="Unhandled",
+            )
+
+
+class LambdaRuntime:
+    """The functions of one local stack, looked up by name or ARN as Lambda's Invoke does."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, LocalFunction] = {}
+        self.providers: dict[str, Any] = {}
+
+    def add(self, function: LocalFunction) -> None:
+        # Handlers read their configuration from os.environ, which one process shares: two functions
+        # that disagree on a variable cannot run side by side, so that is refused here.
+        for key, value in function.environment.items():
+            current = os.environ.get(key)
+            owner = next((f.name for f in self.functions.values() if key in f.environment), None)
+            if owner and current != value:
+                raise ValueError(
+                    f"{function.name} and {owner} set {key} differently; the local runtime needs one value"
+                )
+            os.environ[key] = value
+        self.functions[function.name] = function
+
+    def add_provider(self, name: str, handler: Any) -> str:
+        """A built-in function that stands in for a service integration; returns its ARN."""
+        self.providers[name] = handler
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+    @staticmethod
+    def _name(function_name: str) -> str:
+        name = function_name.split(":function:", 1)[-1]
+        return name.split(":", 1)[0]
+
+    def invoke(self, function_name: str, payload: bytes) -> Invocation:
+        name = self._name(function_name)
+        event = json.loads(payload) if payload else {}
+        if name in self.providers:
+            try:
+                return Invocation(self.providers[name](event))
+            except ProviderError as error:
+                return Invocation({"errorType": error.error, "errorMessage": error.cause}, function_error="Unhandled")
+        if name not in self.functions:
+            raise UnknownFunction(name)
+        return self.functions[name].invoke(event)
+
+
+class ProviderError(Exception):
+    """A failure of a local service provider, with the error name the real integration reports."""
+
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error = error
+        self.cause = cause

@@ -1,0 +1,215 @@
+"""Reads template.yaml and resolves it to local names and ARNs.
+
+Only the intrinsic functions and pseudo parameters the template uses are supported; anything else
+raises ``UnsupportedTemplate`` naming it, so a template change never silently deploys wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from samtranslator.yaml_helper import yaml_parse
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+NO_VALUE = object()
+
+
+class UnsupportedTemplate(Exception):
+    """The template uses something the local runtime cannot reproduce."""
+
+
+@dataclass
+class Template:
+    path: Path
+    body: dict[str, Any]
+    stack_name: str
+    parameters: dict[str, str]
+    physical_ids: dict[str, str] = field(default_factory=dict)
+    conditions: dict[str, bool] = field(default_factory=dict)
+    # AWS URLs that have a local stand-in, such as an API's execute-api URL and its 127.0.0.1 server.
+    local_urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.body["Resources"]
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {name: r for name, r in self.resources.items() if r["Type"] == resource_type}
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        return self.resolve(self.resources[logical_id].get("Properties", {}))
+
+    def function_settings(self, logical_id: str) -> dict[str, Any]:
+        """A function's properties with the template's Globals applied, as SAM does."""
+        merged = dict(self.resolve(self.body.get("Globals", {}).get("Function", {})))
+        own = self.properties(logical_id)
+        env = {
+            **merged.get("Environment", {}).get("Variables", {}),
+            **own.get("Environment", {}).get("Variables", {}),
+        }
+        merged.update(own)
+        merged["Environment"] = {"Variables": env}
+        return merged
+
+    # ---------------------------------------------------------------- intrinsics
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for remote, local in self.local_urls.items():
+                value = value.replace(remote, local)
+            return value
+        if isinstance(value, list):
+            return [v for v in (self.resolve(item) for item in value) if v is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            handler = _INTRINSICS.get(key)
+            if handler:
+                return handler(self, argument)
+            if key.startswith("Fn::"):
+                raise UnsupportedTemplate(f"intrinsic function {key} is not supported locally")
+        return {k: v for k, v in ((k, self.resolve(v)) for k, v in value.items()) if v is not NO_VALUE}
+
+    def ref(self, name: str) -> str:
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": self.stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": NO_VALUE,
+        }
+        if name in pseudo:
+            return pseudo[name]  # type: ignore[return-value]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.physical_ids:
+            return self.physical_ids[name]
+        raise UnsupportedTemplate(f"!Ref {name}: no parameter or resource with that name")
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        resource_type = self.resources[logical_id]["Type"]
+        physical = self.physical_ids[logical_id]
+        arns = {
+            "AWS::S3::Bucket": f"arn:aws:s3:::{physical}",
+            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{physical}",
+            "AWS::SNS::Topic": physical,
+            "AWS::Serverless::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{physical}",
+            "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{physical}",
+            "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{physical}:*",
+            "AWS::Serverless::StateMachine": physical,
+        }
+        if attribute == "Arn" and resource_type in arns:
+            return arns[resource_type]
+        if resource_type == "AWS::SNS::Topic" and attribute == "TopicName":
+            return physical.rsplit(":", 1)[1]
+        if resource_type == "AWS::Serverless::StateMachine" and attribute == "Name":
+            return physical.rsplit(":", 1)[1]
+        raise UnsupportedTemplate(f"!GetAtt {logical_id}.{attribute} is not supported locally")
+
+    def sub(self, text: str, variables: dict[str, Any]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            expression = match.group(1)
+            if expression.startswith("!"):
+                return "${" + expression[1:] + "}"
+            if expression in variables:
+                return str(variables[expression])
+            if "." in expression and not expression.startswith("AWS::"):
+                logical_id, attribute = expression.split(".", 1)
+                return self.get_att(logical_id, attribute)
+            return str(self.ref(expression))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+
+def _sub(template: Template, argument: Any) -> str:
+    if isinstance(argument, str):
+        return template.resolve(template.sub(argument, {}))
+    text, variables = argument
+    return template.resolve(template.sub(text, template.resolve(variables)))
+
+
+def _if(template: Template, argument: list[Any]) -> Any:
+    condition, when_true, when_false = argument
+    return template.resolve(when_true if template.conditions[condition] else when_false)
+
+
+def _find_in_map(template: Template, argument: list[Any]) -> Any:
+    name, top, second = (template.resolve(a) for a in argument)
+    try:
+        return template.body["Mappings"][name][top][second]
+    except KeyError:
+        raise UnsupportedTemplate(f"!FindInMap [{name}, {top}, {second}] has no entry") from None
+
+
+_INTRINSICS = {
+    "Ref": lambda t, a: t.ref(a),
+    "Fn::GetAtt": lambda t, a: t.get_att(*(a.split(".", 1) if isinstance(a, str) else a)),
+    "Fn::Sub": _sub,
+    "Fn::If": _if,
+    "Fn::FindInMap": _find_in_map,
+    "Fn::Join": lambda t, a: t.resolve(a[0]).join(str(x) for x in t.resolve(a[1])),
+    "Fn::Equals": lambda t, a: t.resolve(a[0]) == t.resolve(a[1]),
+    "Fn::Not": lambda t, a: not t.resolve(a[0]),
+    "Condition": lambda t, a: t.conditions[a],
+}
+
+
+def _physical_id(template: Template, logical_id: str, resource: dict[str, Any]) -> str:
+    resource_type = resource["Type"]
+    declared = resource.get("Properties", {})
+    stack = template.stack_name
+    suffix = secrets.token_hex(4)
+    if resource_type == "AWS::S3::Bucket":
+        return f"{stack}-{logical_id.lower()}-{suffix}"[:63]
+    if resource_type == "AWS::SNS::Topic":
+        return f"arn:aws:sns:{REGION}:{ACCOUNT}:{stack}-{logical_id}-{suffix}"
+    if resource_type == "AWS::Serverless::Api":
+        return secrets.token_hex(5)
+    if resource_type == "AWS::Serverless::StateMachine":
+        name = template.resolve(declared.get("Name")) if "Name" in declared else f"{logical_id}-{suffix}"
+        return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+    for name_property in ("Name", "AlarmName", "LogGroupName", "FunctionName", "TableName", "RoleName"):
+        if name_property in declared:
+            return template.resolve(declared[name_property])
+    return f"{stack}-{logical_id}-{suffix}"
+
+
+def load_template(path: Path, stack_name: str, overrides: dict[str, str] | None = None) -> Template:
+    body = yaml_parse(path.read_text())
+    declared = body.get("Parameters", {})
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(declared)
+    if unknown:
+        raise UnsupportedTemplate(f"unknown parameters: {', '.join(sorted(unknown))}")
+    parameters = {}
+    for name, spec in declared.items():
+        if name in overrides:
+            parameters[name] = str(overrides[name])
+        elif "Default" in spec:
+            parameters[name] = str(spec["Default"])
+        else:
+            raise UnsupportedTemplate(f"parameter {name} has no default; pass a value for it")
+        allowed = spec.get("AllowedValues")
+        if allowed and parameters[name] not in [str(a) for a in allowed]:
+            raise UnsupportedTemplate(f"parameter {name}={parameters[name]!r} is not one of {allowed}")
+        pattern = spec.get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, parameters[name]):
+            raise UnsupportedTemplate(f"parameter {name}={parameters[name]!r} does not match {pattern}")
+    template = Template(path=path, body=body, stack_name=stack_name, parameters=parameters)
+    # Conditions may refer to each other, so they resolve in declaration order.
+    for name, expression in body.get("Conditions", {}).items():
+        template.conditions[name] = bool(template.resolve(expression))
+    # Physical ids only depend on parameters, so every resource gets one before anything resolves.
+    for logical_id, resource in body["Resources"].items():
+        template.physical_ids[logical_id] = _physical_id(template, logical_id, resource)
+    return template
