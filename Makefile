@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint static unit build clean
+.PHONY: demo test lint build clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
@@ -15,6 +15,9 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@command -v java >/dev/null || { echo "Java 17 is required for local Spark (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
 	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sfn-mlops demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -28,4 +31,4 @@ build: $(STAMP)
 	$(VENV)/bin/sam build --template-file template.yaml
 
 clean:
-	rm -rf .aws-sam .pytest_cache .ruff_cache .hypothesis
+	rm -rf .aws-sam .pytest_cache .ruff_cache .hypothesis demo-output

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
@@ -29,7 +30,8 @@ StartResponse = Callable[..., Any]
 
 def _respond(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
     reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 424: "Failed Dependency", 500: "Internal Server Error"}
-    start_response(f"{status} {reasons.get(status, 'Error')}", [*headers.items(), ("Content-Length", str(len(body)))])
+    headers = {"x-amzn-RequestId": str(uuid.uuid4()), **headers, "Content-Length": str(len(body))}
+    start_response(f"{status} {reasons.get(status, 'Error')}", list(headers.items()))
     return [body]
 
 

@@ -1,0 +1,173 @@
+"""``sfn-mlops``: run the pipeline offline, or drive a deployed stack, from one command line.
+
+sfn-mlops demo                      the whole pipeline offline (what `make demo` runs)
+sfn-mlops up                        start the local stack and keep it running
+sfn-mlops start --input '{...}'     start a run            (local: --endpoint-url, AWS: --stack)
+sfn-mlops watch EXECUTION_ARN       follow a run state by state
+sfn-mlops approve LINK / reject LINK
+sfn-mlops predict --url URL --api-key KEY "5.9,3.0,5.1,1.8"
+sfn-mlops graph EXECUTION_ARN -o run.svg
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+from rich.console import Console
+
+from local_runtime import actions
+from local_runtime.graph import write_svg
+from local_runtime.progress import ExecutionView, follow, history
+
+ROOT = Path(__file__).resolve().parent.parent
+console = Console()
+
+
+def _clients(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
+    """A Step Functions client and the stack outputs, for the local stack or a deployed one."""
+    if args.stack:
+        outputs = {
+            o["OutputKey"]: o["OutputValue"]
+            for o in boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]["Outputs"]
+        }
+        return boto3.client("stepfunctions"), outputs
+    sfn = (
+        boto3.client("stepfunctions", endpoint_url=args.endpoint_url)
+        if args.endpoint_url
+        else boto3.client("stepfunctions")
+    )
+    machines = sfn.list_state_machines()["stateMachines"]
+    return sfn, {"StateMachineArn": machines[0]["stateMachineArn"]} if machines else {}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from local_runtime.demo import Demo
+
+    results = Demo(ROOT, Path(args.output), args.interactive, console).run(args.rounds)
+    failed = [r for r in results if r.view.status != "SUCCEEDED"]
+    return 1 if failed else 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from local_runtime.stack import LocalStack
+
+    with LocalStack(ROOT, overrides=dict(kv.split("=", 1) for kv in args.parameter)) as stack:
+        actions.publish_model_code(stack.client("s3"), stack.outputs["ArtifactsBucketName"], ROOT / "model")
+        console.print(f"AWS endpoint: {stack.endpoint_url}\nAPI: {stack.api_url}\nAPI key: {stack.api_key}")
+        console.print_json(json.dumps(stack.outputs))
+        console.print(
+            f"Try: export AWS_ENDPOINT_URL={stack.endpoint_url} AWS_DEFAULT_REGION=us-east-1 "
+            "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\n"
+            '     sfn-mlops start --input \'{"trigger": "manual"}\'\nCtrl-C stops everything.'
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    sfn, outputs = _clients(args)
+    arn = sfn.start_execution(stateMachineArn=outputs["StateMachineArn"], input=args.input)["executionArn"]
+    console.print(arn)
+    return 0
+
+
+def _print_run(run: Any) -> None:
+    mark = "→" if run.exited is None else ("✗" if run.error else "✓")
+    seconds = f" {run.seconds:.1f}s" if run.seconds is not None else ""
+    console.print(f"{mark} {run.name}{seconds}{'  ' + run.error if run.error else ''}", highlight=False)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    sfn, _ = _clients(args)
+    view = follow(sfn, args.execution_arn, on_change=_print_run)
+    console.print(f"{view.status} {view.error or ''}")
+    return 0 if view.status == "SUCCEEDED" else 1
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    reply = actions.decide(args.link, args.command, reviewer=args.reviewer, comment=args.comment)
+    console.print(f"HTTP {reply.status_code}")
+    return 0 if reply.status_code == 200 else 1
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    reply = actions.predict(args.url, args.api_key, args.data)
+    console.print(f"HTTP {reply.status_code} {reply.text}")
+    return 0 if reply.status_code == 200 else 1
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    sfn, _ = _clients(args)
+    view = ExecutionView()
+    for event in history(sfn, args.execution_arn):
+        view.apply(event)
+    definition = json.loads(sfn.describe_state_machine_for_execution(executionArn=args.execution_arn)["definition"])
+    console.print(write_svg(definition, view.by_name(), args.execution_arn.rsplit(":", 1)[1], Path(args.output)))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="sfn-mlops", description=__doc__.splitlines()[0])
+    sub = root.add_subparsers(dest="command", required=True)
+
+    def target(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--endpoint-url", help="the local stack's AWS endpoint (default: AWS_ENDPOINT_URL or AWS)")
+        p.add_argument("--stack", help="a deployed CloudFormation stack to use instead")
+
+    demo = sub.add_parser("demo", help="run the pipeline offline, end to end")
+    demo.add_argument("--rounds", type=int, default=2, help="1 deploys a first model; 2 also updates it")
+    demo.add_argument("--interactive", action="store_true", help="wait for you to click the review link")
+    demo.add_argument("--output", default=str(ROOT / "demo-output"), help="where workflow pictures go")
+    demo.set_defaults(run=cmd_demo)
+    up = sub.add_parser("up", help="start the local stack and keep it running")
+    up.add_argument(
+        "--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter override"
+    )
+    up.set_defaults(run=cmd_up)
+    start = sub.add_parser("start", help="start a run")
+    start.add_argument("--input", default='{"trigger": "manual"}')
+    target(start)
+    start.set_defaults(run=cmd_start)
+    watch = sub.add_parser("watch", help="follow an execution")
+    watch.add_argument("execution_arn")
+    target(watch)
+    watch.set_defaults(run=cmd_watch)
+    for name in ("approve", "reject"):
+        decide = sub.add_parser(name, help=f"{name} a model from its review link")
+        decide.add_argument("link")
+        decide.add_argument("--reviewer", default="cli")
+        decide.add_argument("--comment", default="")
+        decide.set_defaults(run=cmd_decide)
+    predict = sub.add_parser("predict", help="POST one or more CSV rows to /predict")
+    predict.add_argument("data")
+    predict.add_argument("--url", required=True)
+    predict.add_argument("--api-key", required=True)
+    predict.set_defaults(run=cmd_predict)
+    graph = sub.add_parser("graph", help="draw an execution as SVG")
+    graph.add_argument("execution_arn")
+    graph.add_argument("-o", "--output", default="execution.svg")
+    target(graph)
+    graph.set_defaults(run=cmd_graph)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "command", None) in ("approve", "reject"):
+        args.command = "approve" if args.command == "approve" else "reject"
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

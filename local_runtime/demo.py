@@ -1,0 +1,202 @@
+"""``make demo``: the whole pipeline offline, started by an S3 upload, with live progress.
+
+Round 1 trains on part of the iris data set and deploys the first model; round 2 uploads the full
+data set, so a new candidate competes with the deployed model and, if it wins, updates the endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from local_runtime import actions
+from local_runtime.graph import write_svg
+from local_runtime.progress import ExecutionView, StateRun, follow
+from local_runtime.stack import LocalStack, wait_for
+
+# Where the time goes: states whose duration is the work itself (Spark, training, scoring,
+# starting the endpoint), the human review, and everything else, which is orchestration.
+WORK_STATES = {"Prepare data", "Train candidate model", "Score test set", "Wait for endpoint"}
+HUMAN_STATES = {"Wait for approval"}
+SAMPLE = "5.9,3.0,5.1,1.8"
+
+
+def iris_csv(fraction_every: int) -> str:
+    """The iris data set as raw CSV with a header; ``fraction_every=2`` keeps every second row."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width", "label"]
+    rows = [
+        ",".join([*(f"{v:g}" for v in features), iris.target_names[target]])
+        for index, (features, target) in enumerate(zip(iris.data, iris.target, strict=True))
+        if index % fraction_every == 0
+    ]
+    return "\n".join([",".join(names), *rows]) + "\n"
+
+
+@dataclass
+class RoundResult:
+    number: int
+    execution_arn: str
+    view: ExecutionView
+    output: dict[str, Any]
+    wall_seconds: float
+
+
+def split_time(view: ExecutionView) -> dict[str, float]:
+    """Seconds inside the work, waiting for a person, and orchestrating the rest."""
+    total = (view.stopped - view.started).total_seconds() if view.stopped and view.started else 0.0
+    work = sum(run.seconds or 0 for run in view.states if run.name in WORK_STATES)
+    human = sum(run.seconds or 0 for run in view.states if run.name in HUMAN_STATES)
+    return {"total": total, "work": work, "review": human, "orchestration": max(0.0, total - work - human)}
+
+
+class Demo:
+    def __init__(self, root: Path, output_dir: Path, interactive: bool, console: Console) -> None:
+        self.root = root
+        self.output_dir = output_dir
+        self.interactive = interactive
+        self.console = console
+        self.definition = json.loads((root / "statemachine" / "mlops.asl.json").read_text())
+
+    def run(self, rounds: int) -> list[RoundResult]:
+        began = time.monotonic()
+        stack = LocalStack(self.root, overrides={"StatusPollSeconds": "1"})
+        try:
+            with self.console.status("Starting AWS on localhost and deploying template.yaml..."):
+                stack.start()
+            self.console.print(
+                f"[bold]AWS on localhost[/] at {stack.endpoint_url} (try: aws --endpoint-url {stack.endpoint_url} "
+                f"stepfunctions list-executions --state-machine-arn {stack.state_machine_arn})\n"
+                f"[bold]API[/] at {stack.api_url}   deployed in {time.monotonic() - began:.1f}s"
+            )
+            code = actions.publish_model_code(
+                stack.client("s3"), stack.outputs["ArtifactsBucketName"], self.root / "model"
+            )
+            self.console.print(f"Model code uploaded to {code}")
+            results = [self._round(stack, number) for number in range(1, rounds + 1)]
+            self._finish(stack, results)
+            return results
+        finally:
+            stack.close()
+
+    def _round(self, stack: LocalStack, number: int) -> RoundResult:
+        sfn = stack.client("stepfunctions")
+        known = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]}
+        key = f"raw/iris-round-{number}.csv"
+        data = iris_csv(2 if number == 1 else 1)
+        self.console.rule(
+            f"Round {number}: new data s3://{stack.outputs['DataBucketName']}/{key} ({data.count(chr(10)) - 1} rows)"
+        )
+        started = time.monotonic()
+        stack.client("s3").put_object(Bucket=stack.outputs["DataBucketName"], Key=key, Body=data.encode())
+        execution_arn = wait_for(
+            lambda: next(
+                (
+                    e["executionArn"]
+                    for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+                    if e["executionArn"] not in known
+                ),
+                None,
+            ),
+            timeout=30,
+            what="the EventBridge rule to start an execution",
+        )
+        self.console.print(f"The EventBridge rule started execution [bold]{execution_arn.rsplit(':', 1)[1]}[/]")
+        decided: list[str] = []
+        view = follow(sfn, execution_arn, on_change=self._show, on_tick=lambda v: self._review(stack, v, decided))
+        description = sfn.describe_execution(executionArn=execution_arn)
+        output = json.loads(description.get("output") or "{}")
+        result = RoundResult(number, execution_arn, view, output, time.monotonic() - started)
+        self._summary(stack, result)
+        return result
+
+    def _show(self, run: StateRun) -> None:
+        if run.exited is None:
+            self.console.print(f"  [cyan]→[/] {run.name}", highlight=False)
+        elif run.error:
+            cause = (run.cause or "")[:300]
+            self.console.print(
+                f"  [red]✗[/] {run.name}  {run.seconds:.1f}s  [red]{run.error}[/] {cause}", highlight=False
+            )
+        else:
+            self.console.print(f"  [green]✓[/] {run.name}  [dim]{run.seconds:.1f}s[/]", highlight=False)
+
+    def _review(self, stack: LocalStack, view: ExecutionView, decided: list[str]) -> bool:
+        """Handles the review email once; never stops the polling (returns False)."""
+        waiting = view.states and view.states[-1].name == "Wait for approval" and view.states[-1].exited is None
+        if not waiting or decided:
+            return False
+        for message in stack.read_inbox():
+            link = actions.review_link(message.get("Message", ""))
+            if not link:
+                continue
+            self.console.print(Panel(message["Message"], title=f"Email: {message.get('Subject')}", expand=False))
+            decided.append(link)
+            if self.interactive:
+                self.console.print(f"[bold]Open {link} in a browser and decide.[/] Waiting for you...")
+            else:
+                self.console.print("Approving as the page's button would (HTTP POST through the local API)...")
+                reply = actions.decide(link, "approve", reviewer="make demo", comment="approved by the demo")
+                self.console.print(f"  review page answered {reply.status_code}")
+        return False
+
+    def _summary(self, stack: LocalStack, result: RoundResult) -> None:
+        output, view = result.output, result.view
+        table = Table(title=f"Round {result.number}: {output.get('outcome', view.status)}", show_lines=False)
+        table.add_column("state")
+        table.add_column("seconds", justify="right")
+        table.add_column("result")
+        for run in view.states:
+            if (run.seconds is not None and run.seconds >= 0.05) or run.error:
+                table.add_row(run.name, f"{run.seconds or 0:.2f}", run.error or run.status)
+        self.console.print(table)
+        times = split_time(view)
+        candidate = (output.get("candidate") or {}).get("value")
+        production = (output.get("production") or {}).get("value")
+        self.console.print(
+            f"Outcome [bold]{output.get('outcome', view.status)}[/]: {output.get('reason', view.cause or '')}\n"
+            f"Validation accuracy: candidate {candidate}, production before this run {production}\n"
+            f"Time: {times['total']:.1f}s in the workflow = {times['work']:.1f}s work "
+            f"(ETL, training, scoring, endpoint) + {times['review']:.1f}s review "
+            f"+ {times['orchestration']:.1f}s orchestration"
+        )
+        picture = write_svg(
+            self.definition,
+            view.by_name(),
+            f"Round {result.number}: {output.get('outcome', view.status)}",
+            self.output_dir / f"round-{result.number}.svg",
+        )
+        self.console.print(f"Workflow picture: {picture}")
+
+    def _finish(self, stack: LocalStack, results: list[RoundResult]) -> None:
+        registry = stack.client("dynamodb").scan(TableName=stack.outputs["ModelRegistryTableName"])["Items"]
+        models = sorted(
+            (i["sk"]["S"], i["status"]["S"], i.get("accuracy", {}).get("N"))
+            for i in registry
+            if i["pk"]["S"] == "MODEL"
+        )
+        table = Table(title="Model registry")
+        for column in ("model", "status", "validation accuracy"):
+            table.add_column(column)
+        for row in models:
+            table.add_row(*(str(v) for v in row))
+        self.console.print(table)
+        artifacts = stack.outputs["ArtifactsBucketName"]
+        self.console.print(f"Artifacts: s3://{artifacts}/runs/<run>/(data|model|test-predictions)/ in the local S3")
+        url = stack.outputs["PredictUrl"]
+        self.console.print(
+            "Predict (while the stack runs, e.g. with `sfn-mlops up`):\n"
+            f"  curl -s -X POST {url} -H 'x-api-key: {stack.api_key}' -H 'content-type: application/json' "
+            f'-d \'{{"data": "{SAMPLE}"}}\''
+        )
+        reply = actions.predict(url, stack.api_key, SAMPLE)
+        self.console.print(f"Prediction for {SAMPLE}: HTTP {reply.status_code} {reply.text}")
