@@ -69,12 +69,22 @@ class Gateway:
             if "definition" in request:
                 name = request.get("name") or request.get("stateMachineArn", "").rsplit(":", 1)[-1]
                 request["definition"] = self.rewrite_definition(name, request["definition"])
-                body = json.dumps(request).encode()
-                environ["wsgi.input"] = io.BytesIO(body)
-                environ["CONTENT_LENGTH"] = str(len(body))
+                self._replace_body(environ, request)
+        if target == "AWSStepFunctions.StartExecution":
+            request = json.loads(body)
+            if not request.get("name"):
+                # Step Functions names unnamed executions with a UUID; moto would name them "None".
+                request["name"] = str(uuid.uuid4())
+                self._replace_body(environ, request)
         if target == "AWSStepFunctions.SendTaskFailure" and self._send_task_failure(json.loads(body)):
             return _respond(start_response, 200, b"{}", {"Content-Type": "application/x-amz-json-1.0"})
         return self.moto_app(environ, start_response)
+
+    @staticmethod
+    def _replace_body(environ: dict[str, Any], request: dict[str, Any]) -> None:
+        body = json.dumps(request).encode()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
 
     def _invoke_lambda(self, function_name: str, body: bytes, start_response: StartResponse) -> list[bytes]:
         try:

@@ -16,7 +16,6 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -86,6 +85,8 @@ class LocalStack:
         self.api_key = secrets.token_urlsafe(24)
         self.outputs: dict[str, str] = {}
         self.inbox_queue_urls: list[str] = []
+        # Messages a caller has read from the inbox and wants to keep looking at.
+        self.mail: list[dict[str, Any]] = []
         self._servers: list[_Server] = []
         self._rules: list[tuple[str, str, dict[str, Any]]] = []
         self._stopping = threading.Event()
@@ -402,11 +403,7 @@ class LocalStack:
                     raise
                 for message in messages:
                     event = moto_s3_event_as_aws_sends_it(json.loads(message["Body"]))
-                    sfn.start_execution(
-                        stateMachineArn=state_machine_arn,
-                        name=str(uuid.uuid4()),
-                        input=transform_input(event, transformer),
-                    )
+                    sfn.start_execution(stateMachineArn=state_machine_arn, input=transform_input(event, transformer))
                     sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
             self._stopping.wait(0.1)
 

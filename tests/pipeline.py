@@ -1,0 +1,96 @@
+"""Driving the local stack from tests: upload data, start and follow runs, act as the reviewer."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from local_runtime import actions
+from local_runtime.demo import iris_csv
+from local_runtime.progress import ExecutionView, follow
+from local_runtime.stack import LocalStack, wait_for
+
+
+def upload(stack: LocalStack, key: str, body: str) -> str:
+    stack.client("s3").put_object(Bucket=stack.outputs["DataBucketName"], Key=key, Body=body.encode())
+    return f"s3://{stack.outputs['DataBucketName']}/{key}"
+
+
+def iris(every: int = 1, extra_lines: list[str] | None = None) -> str:
+    return iris_csv(every) + "".join(line + "\n" for line in extra_lines or [])
+
+
+def start(stack: LocalStack, run_input: dict[str, Any] | str, name: str | None = None) -> str:
+    sfn = stack.client("stepfunctions")
+    body = run_input if isinstance(run_input, str) else json.dumps(run_input)
+    extra = {"name": name} if name else {}
+    return sfn.start_execution(stateMachineArn=stack.state_machine_arn, input=body, **extra)["executionArn"]
+
+
+def executions(stack: LocalStack) -> set[str]:
+    listing = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)
+    return {e["executionArn"] for e in listing["executions"]}
+
+
+def next_execution(stack: LocalStack, known: set[str], timeout: float = 30) -> str:
+    return wait_for(lambda: next(iter(executions(stack) - known), None), timeout, what="a new execution")
+
+
+def finish(stack: LocalStack, execution_arn: str, timeout: float = 300) -> ExecutionView:
+    return follow(stack.client("stepfunctions"), execution_arn, poll_seconds=0.2, timeout=timeout)
+
+
+def path(view: ExecutionView) -> list[str]:
+    return [run.name for run in view.states]
+
+
+def output(stack: LocalStack, execution_arn: str) -> dict[str, Any]:
+    return json.loads(
+        stack.client("stepfunctions").describe_execution(executionArn=execution_arn).get("output") or "{}"
+    )
+
+
+def wait_for_state(stack: LocalStack, execution_arn: str, state: str, timeout: float = 120) -> None:
+    sfn = stack.client("stepfunctions")
+
+    def entered() -> bool:
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        return any((e.get("stateEnteredEventDetails") or {}).get("name") == state for e in events)
+
+    wait_for(entered, timeout, what=f"state {state!r}")
+
+
+def review_email(stack: LocalStack, timeout: float = 60) -> dict[str, Any]:
+    """Waits for the review email and returns it; other messages read meanwhile are kept in ``stack.mail``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in stack.read_inbox():
+            stack.mail.append(message)
+            if actions.review_link(message.get("Message", "")):
+                return message
+        time.sleep(0.2)
+    raise TimeoutError("no review email arrived")
+
+
+def outcomes_mailed(stack: LocalStack) -> list[str]:
+    stack.mail.extend(stack.read_inbox())
+    return [
+        m["MessageAttributes"]["outcome"]["Value"] for m in stack.mail if "outcome" in m.get("MessageAttributes", {})
+    ]
+
+
+def registry(stack: LocalStack) -> dict[tuple[str, str], dict[str, Any]]:
+    items = stack.client("dynamodb").scan(TableName=stack.outputs["ModelRegistryTableName"], ConsistentRead=True)[
+        "Items"
+    ]
+    return {(i["pk"]["S"], i["sk"]["S"]): {k: next(iter(v.values())) for k, v in i.items()} for i in items}
+
+
+def endpoint(stack: LocalStack) -> dict[str, Any] | None:
+    try:
+        return stack.client("sagemaker").describe_endpoint(EndpointName=stack.outputs["EndpointName"])
+    except ClientError:
+        return None
