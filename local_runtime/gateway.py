@@ -42,11 +42,13 @@ class Gateway:
         lambdas: LambdaRuntime,
         sagemaker: LocalSageMaker,
         rewrite_definition: Callable[[str, str], str],
+        test_case_machine: Callable[[str], str],
     ) -> None:
         self.moto_app = moto_app
         self.lambdas = lambdas
         self.sagemaker = sagemaker
         self.rewrite_definition = rewrite_definition
+        self.test_case_machine = test_case_machine
         self.requests = 0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -72,10 +74,17 @@ class Gateway:
                 self._replace_body(environ, request)
         if target == "AWSStepFunctions.StartExecution":
             request = json.loads(body)
-            if not request.get("name"):
-                # Step Functions names unnamed executions with a UUID; moto would name them "None".
-                request["name"] = str(uuid.uuid4())
-                self._replace_body(environ, request)
+            # Step Functions names unnamed executions with a UUID; moto would name them "None".
+            request["name"] = request.get("name") or str(uuid.uuid4())
+            if "#" in request.get("stateMachineArn", ""):
+                # Step Functions Local's way to pick a test case of the mock config: "<arn>#<case>".
+                try:
+                    request["stateMachineArn"] = self.test_case_machine(request["stateMachineArn"])
+                except ValueError as error:
+                    payload = {"__type": "ValidationException", "message": str(error)}
+                    headers = {"Content-Type": "application/x-amz-json-1.0"}
+                    return _respond(start_response, 400, json.dumps(payload).encode(), headers)
+            self._replace_body(environ, request)
         if target == "AWSStepFunctions.SendTaskFailure" and self._send_task_failure(json.loads(body)):
             return _respond(start_response, 200, b"{}", {"Content-Type": "application/x-amz-json-1.0"})
         return self.moto_app(environ, start_response)

@@ -22,6 +22,8 @@ class StateRun:
     exited: datetime | None = None
     error: str | None = None
     cause: str | None = None
+    # Errors of attempts that a Retry then repeated; ``error`` is only the one that ended the state.
+    retried: list[str] = field(default_factory=list)
 
     @property
     def seconds(self) -> float | None:
@@ -65,6 +67,9 @@ class ExecutionView:
         if kind.endswith(FAILURE_SUFFIXES) and not kind.startswith("Execution"):
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             current.error, current.cause = details.get("error"), details.get("cause")
+        elif kind.endswith("Succeeded") and current.error and current.exited is None:
+            current.retried.append(current.error)
+            current.error = current.cause = None
         if kind.endswith("StateExited"):
             current.exited = event["timestamp"]
             return current

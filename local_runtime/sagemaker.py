@@ -172,8 +172,8 @@ class LocalSageMaker:
         self.endpoints: dict[str, Endpoint] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}
         self._lock = threading.RLock()
-        # Hooks the mocked-integration support uses to make a deployment fail on purpose.
-        self.endpoint_failures: dict[str, str] = {}
+        # Fault injection for tests: endpoint name -> why its next deployment fails.
+        self.failing_deployments: dict[str, str] = {}
 
     # ------------------------------------------------------------------ the JSON API
     def handle(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -588,8 +588,8 @@ class LocalSageMaker:
         variant = self._config(config_name)["ProductionVariants"][0]
         work = self.workdir / "endpoints" / endpoint.name / f"{config_name}-{time.monotonic_ns()}"
         try:
-            if config_name in self.endpoint_failures:
-                raise RuntimeError(self.endpoint_failures[config_name])
+            if endpoint.name in self.failing_deployments:
+                raise RuntimeError(self.failing_deployments.pop(endpoint.name))
             server = self._model_server(variant["ModelName"], work)
             if not server.ping():
                 server.stop()
@@ -609,6 +609,10 @@ class LocalSageMaker:
             endpoint.config_name, endpoint.status, endpoint.modified = config_name, "InService", time.time()
         if previous:
             previous.drain_and_stop()
+
+    def fail_next_deployment(self, endpoint_name: str, reason: str) -> None:
+        """Makes the next create or update of this endpoint fail its health check, as a broken model would."""
+        self.failing_deployments[endpoint_name] = reason
 
     def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> tuple[int, str, bytes]:
         with self._lock:

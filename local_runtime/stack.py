@@ -32,6 +32,8 @@ from local_runtime.api import LocalApi, Route
 from local_runtime.gateway import Gateway
 from local_runtime.glue import LocalGlue
 from local_runtime.lambdas import LambdaRuntime, LocalFunction
+from local_runtime.mocking import PROVIDER as MOCK_PROVIDER
+from local_runtime.mocking import MockConfig, MockConfigError
 from local_runtime.sagemaker import LocalSageMaker
 from local_runtime.template import ACCOUNT, REGION, Template, UnsupportedTemplate, load_template
 
@@ -73,6 +75,7 @@ class LocalStack:
         stack_name: str = "sfn-mlops",
         overrides: dict[str, str] | None = None,
         workdir: Path | None = None,
+        mock_config: Path | None = None,
     ) -> None:
         self.root = root
         self.stack_name = stack_name
@@ -92,6 +95,10 @@ class LocalStack:
         self._stopping = threading.Event()
         self._saved_env: dict[str, str | None] = {}
         self.template: Template | None = None
+        mock_path = mock_config or root / "statemachine" / "test" / "MockConfigFile.json"
+        self.mocks = MockConfig.load(mock_path) if mock_path.exists() else MockConfig({})
+        self._case_machines: dict[str, str] = {}
+        self._case_lock = threading.Lock()
 
     # ------------------------------------------------------------- lifecycle
     def __enter__(self) -> LocalStack:
@@ -112,8 +119,9 @@ class LocalStack:
                 self.lambdas.add_provider(provider, self.glue.run_sync)
             else:
                 self.lambdas.add_provider(provider, lambda request, kind=kind: self.sagemaker.run_sync(kind, request))
+        self.lambdas.add_provider(MOCK_PROVIDER, self.mocks.answer)
         moto_app = DomainDispatcherApplication(create_backend_app)
-        gateway = Gateway(moto_app, self.lambdas, self.sagemaker, self.rewrite_definition)
+        gateway = Gateway(moto_app, self.lambdas, self.sagemaker, self.rewrite_definition, self.test_case_machine)
         aws = _Server(gateway)
         self._servers.append(aws)
         self.endpoint_url = f"http://127.0.0.1:{aws.port}"
@@ -139,6 +147,9 @@ class LocalStack:
     def close(self) -> None:
         self._stopping.set()
         self.sagemaker.stop()
+        if self._servers:
+            # moto keeps its state in the process; the next stack starts from an empty account.
+            requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10)
         for server in reversed(self._servers):
             server.stop()
         self._servers.clear()
@@ -424,6 +435,25 @@ class LocalStack:
         elif isinstance(node, list):
             for value in node:
                 self._map_resources(value)
+
+    def test_case_machine(self, arn_with_case: str) -> str:
+        """The machine that runs a mock-config test case: a copy whose mocked states answer from the file."""
+        machine_arn, case = arn_with_case.split("#", 1)
+        name = machine_arn.rsplit(":", 1)[1]
+        with self._case_lock:
+            if arn_with_case not in self._case_machines:
+                sfn = self.client("stepfunctions")
+                definition = json.loads(sfn.describe_state_machine(stateMachineArn=machine_arn)["definition"])
+                try:
+                    rewritten = self.mocks.rewrite(definition, name, case)
+                except MockConfigError as error:
+                    raise ValueError(str(error)) from None
+                self._case_machines[arn_with_case] = sfn.create_state_machine(
+                    name=f"{name}--{case}"[:80],
+                    definition=json.dumps(rewritten),
+                    roleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.stack_name}-test-case-role",
+                )["stateMachineArn"]
+        return self._case_machines[arn_with_case]
 
     # ------------------------------------------------------------------ inbox
     def read_inbox(self) -> list[dict[str, Any]]:

@@ -85,3 +85,42 @@ def inbox(aws, monkeypatch) -> Inbox:
     topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="notifications")["TopicArn"]
     monkeypatch.setenv("TOPIC_ARN", topic_arn)
     return Inbox(topic_arn)
+
+
+# ---------------------------------------------------------------- ASL coverage
+@pytest.fixture(autouse=True)
+def _name_the_running_test(request) -> None:
+    import pipeline
+
+    pipeline.CURRENT_TEST = request.node.nodeid
+
+
+def _recorder():
+    from asl_coverage import RECORDER
+
+    return RECORDER
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus) -> None:
+    import os
+
+    recorder = _recorder()
+    report = recorder.report()
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "asl-coverage.txt").write_text(report + "\n")
+    if os.environ.get("ASL_COVERAGE_REQUIRED") == "1" and recorder.gaps() and session.exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    import os
+
+    recorder = _recorder()
+    gaps = recorder.gaps()
+    terminalreporter.section("ASL coverage")
+    terminalreporter.write_line(recorder.report().splitlines()[-1] + " (full report: build/asl-coverage.txt)")
+    for gap in gaps:
+        terminalreporter.write_line(f"never exercised: {gap}")
+    if gaps and os.environ.get("ASL_COVERAGE_REQUIRED") == "1":
+        terminalreporter.write_line("FAILED: every state and branch must be exercised (ASL_COVERAGE_REQUIRED=1)")

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from asl_coverage import RECORDER
 from botocore.exceptions import ClientError
 
 from local_runtime import actions
@@ -30,6 +31,14 @@ def start(stack: LocalStack, run_input: dict[str, Any] | str, name: str | None =
     return sfn.start_execution(stateMachineArn=stack.state_machine_arn, input=body, **extra)["executionArn"]
 
 
+def start_test_case(stack: LocalStack, case: str, run_input: dict[str, Any]) -> str:
+    """Starts a run of a mock-config test case, selected as with Step Functions Local: "<arn>#<case>"."""
+    sfn = stack.client("stepfunctions")
+    return sfn.start_execution(stateMachineArn=f"{stack.state_machine_arn}#{case}", input=json.dumps(run_input))[
+        "executionArn"
+    ]
+
+
 def executions(stack: LocalStack) -> set[str]:
     listing = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)
     return {e["executionArn"] for e in listing["executions"]}
@@ -39,12 +48,32 @@ def next_execution(stack: LocalStack, known: set[str], timeout: float = 30) -> s
     return wait_for(lambda: next(iter(executions(stack) - known), None), timeout, what="a new execution")
 
 
+CURRENT_TEST = "unknown test"
+MACHINE = ":execution:mlops-mlops"
+
+
 def finish(stack: LocalStack, execution_arn: str, timeout: float = 300) -> ExecutionView:
-    return follow(stack.client("stepfunctions"), execution_arn, poll_seconds=0.2, timeout=timeout)
+    """Follows the execution to its end and records the states and branches it took."""
+    view = follow(stack.client("stepfunctions"), execution_arn, poll_seconds=0.2, timeout=timeout)
+    if MACHINE in execution_arn:
+        RECORDER.record(CURRENT_TEST, [(run.name, run.error) for run in view.states])
+    return view
+
+
+STATUS_LOOP = ["Wait for endpoint", "Check endpoint status", "Count status check", "Is the endpoint live?"]
 
 
 def path(view: ExecutionView) -> list[str]:
-    return [run.name for run in view.states]
+    """The states in order, with the endpoint-status loop shown once however often it polled."""
+    names = [run.name for run in view.states]
+    size = len(STATUS_LOOP)
+    index = 0
+    while index + 2 * size <= len(names):
+        if names[index : index + size] == STATUS_LOOP and names[index + size : index + 2 * size] == STATUS_LOOP:
+            del names[index : index + size]
+        else:
+            index += 1
+    return names
 
 
 def output(stack: LocalStack, execution_arn: str) -> dict[str, Any]:

@@ -1,0 +1,277 @@
+"""Every path a user cares about, as real executions through the local runtime.
+
+The tests share one local stack and run in order: the first deploys a model, later ones compete
+with it. Each asserts the outcome, the exact states taken, the notifications, the registry and the
+endpoint. Failures that cannot be provoked for real here come from statemachine/test/MockConfigFile.json.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pipeline
+import pytest
+import requests
+from asl import ROOT
+
+from local_runtime import actions
+from local_runtime.stack import LocalStack
+
+HEAD = ["Check run input", "Claim data version", "Take pipeline lock", "Prepare data", "Train candidate model",
+        "Evaluate candidate", "Is the candidate good enough?"]  # fmt: skip
+TO_REVIEW = [*HEAD, "Create candidate model", "Score test set", "Wait for approval"]
+STATUS_LOOP = ["Start status checks", "Wait for endpoint", "Check endpoint status", "Count status check",
+               "Is the endpoint live?"]  # fmt: skip
+SUCCESS_TAIL = ["Release pipeline lock", "Notify outcome", "Report outcome", "Run finished"]
+FAILURE_TAIL = ["Give back data claim after failure", "Release lock after failure", "Notify failure", "Run failed"]
+SAMPLE = "5.9,3.0,5.1,1.8\n5.1,3.5,1.4,0.2"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with LocalStack(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
+        actions.publish_model_code(local.client("s3"), local.outputs["ArtifactsBucketName"], ROOT / "model")
+        local.full_data = pipeline.upload(local, "manual/iris-full.csv", pipeline.iris())
+        yield local
+
+
+@pytest.fixture
+def state(stack):
+    """What a run must leave alone: the registry, the endpoint and the mail so far."""
+    stack.mail.extend(stack.read_inbox())
+    stack.mail.clear()
+    return {"registry": pipeline.registry(stack), "endpoint": pipeline.endpoint(stack)}
+
+
+def _manual(stack, version: str, **extra) -> str:
+    return pipeline.start(stack, {"rawDataUri": stack.full_data, "dataVersion": version, **extra})
+
+
+def _review(stack, decision: str, reviewer: str = "scenario test") -> str:
+    link = actions.review_link(pipeline.review_email(stack)["Message"])
+    reply = actions.decide(link, decision, reviewer=reviewer, comment=f"{decision}d in a test")
+    assert reply.status_code == 200, reply.text
+    return link
+
+
+def _models(registry: dict) -> dict:
+    return {key: item for key, item in registry.items() if key[0] in ("MODEL", "PRODUCTION")}
+
+
+def _unchanged(stack, before) -> None:
+    assert _models(pipeline.registry(stack)) == _models(before["registry"])
+    after = pipeline.endpoint(stack)
+    assert (after or {}).get("EndpointConfigName") == (before["endpoint"] or {}).get("EndpointConfigName")
+
+
+def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
+    known = pipeline.executions(stack)
+    pipeline.upload(stack, "raw/iris-half.csv", pipeline.iris(every=2))
+    arn = pipeline.next_execution(stack, known)  # started by the template's EventBridge rule
+    email = pipeline.review_email(stack)
+    link = actions.review_link(email["Message"])
+    assert link.startswith(stack.api_url + "/approvals/") and "none yet" in email["Message"]
+    assert actions.decide(link, "approve", reviewer="first reviewer").status_code == 200
+
+    view = pipeline.finish(stack, arn)
+    assert view.status == "SUCCEEDED"
+    assert pipeline.path(view) == [
+        *TO_REVIEW, "Create endpoint config", "Look up live endpoint", "Create endpoint", *STATUS_LOOP,
+        "Register production model", "Was another model in production?", "Point registry at new model",
+        "Model deployed", *SUCCESS_TAIL,
+    ]  # fmt: skip
+    result = pipeline.output(stack, arn)
+    assert result["outcome"] == "deployed" and result["production"] is None
+    registry = pipeline.registry(stack)
+    assert registry[("PRODUCTION", "CURRENT")]["modelName"] == result["modelName"]
+    assert registry[("MODEL", result["modelName"])]["status"] == "production"
+    assert registry[("MODEL", result["modelName"])]["approvedBy"] == "first reviewer"
+    assert pipeline.outcomes_mailed(stack) == ["review-requested", "deployed"]
+    endpoint = pipeline.endpoint(stack)
+    assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == result["modelName"]
+    reply = actions.predict(stack.outputs["PredictUrl"], stack.api_key, SAMPLE)
+    assert reply.status_code == 200 and reply.json() == {"predictions": ["virginica", "setosa"]}
+    assert requests.post(stack.outputs["PredictUrl"], json={"data": SAMPLE}, timeout=10).status_code == 403
+
+
+def test_better_model_updates_the_existing_endpoint_and_retires_the_old_one(stack, state) -> None:
+    previous = state["registry"][("PRODUCTION", "CURRENT")]["modelName"]
+    arn = _manual(stack, "scenario/better")
+    _review(stack, "approve")
+    view = pipeline.finish(stack, arn)
+    assert pipeline.path(view) == [
+        *TO_REVIEW, "Create endpoint config", "Look up live endpoint", "Choose update strategy", "Update endpoint",
+        *STATUS_LOOP, "Register production model", "Was another model in production?", "Retire previous model",
+        "Point registry at new model", "Model deployed", *SUCCESS_TAIL,
+    ]  # fmt: skip
+    result = pipeline.output(stack, arn)
+    assert result["production"]["modelName"] == previous
+    assert result["candidate"]["value"] >= result["production"]["value"]
+    registry = pipeline.registry(stack)
+    assert registry[("MODEL", previous)]["status"] == "retired"
+    assert registry[("MODEL", previous)]["replacedBy"] == result["modelName"]
+    assert registry[("PRODUCTION", "CURRENT")]["modelName"] == result["modelName"]
+    endpoints = stack.client("sagemaker").list_endpoints()["Endpoints"]
+    assert [e["EndpointName"] for e in endpoints] == [stack.outputs["EndpointName"]]
+    assert pipeline.endpoint(stack)["EndpointConfigName"] == result["modelName"]
+    assert actions.predict(stack.outputs["PredictUrl"], stack.api_key, SAMPLE).status_code == 200
+
+
+def test_candidate_below_the_accuracy_threshold_is_not_promoted(stack, state) -> None:
+    arn = _manual(stack, "scenario/weak", hyperparameters={"n_estimators": 1, "max_depth": 1})
+    view = pipeline.finish(stack, arn)
+    assert pipeline.path(view) == [*HEAD, "Not promoted", *SUCCESS_TAIL]
+    result = pipeline.output(stack, arn)
+    assert result["outcome"] == "not-promoted" and result["reason"].startswith("below threshold")
+    assert pipeline.outcomes_mailed(stack) == ["not-promoted"]  # no review email
+    _unchanged(stack, state)
+
+
+def test_candidate_not_better_than_production_by_the_minimum_improvement_is_not_promoted(stack, state) -> None:
+    arn = _manual(stack, "scenario/not-better", minImprovement=0.05)
+    view = pipeline.finish(stack, arn)
+    assert pipeline.path(view) == [*HEAD, "Not promoted", *SUCCESS_TAIL]
+    result = pipeline.output(stack, arn)
+    assert result["reason"].startswith("not better than production")
+    assert "needs at least +0.0500" in result["reason"]
+    _unchanged(stack, state)
+
+
+def test_rejected_model_changes_nothing_and_its_link_cannot_be_reused(stack, state) -> None:
+    arn = _manual(stack, "scenario/rejected")
+    link = _review(stack, "reject", reviewer="Dana")
+    view = pipeline.finish(stack, arn)
+    assert pipeline.path(view) == [*TO_REVIEW, "Model rejected", *SUCCESS_TAIL]
+    result = pipeline.output(stack, arn)
+    assert result["outcome"] == "rejected" and result["reason"].startswith("Rejected by Dana")
+    assert pipeline.outcomes_mailed(stack) == ["review-requested", "rejected"]
+    replay = actions.decide(link, "approve", reviewer="Mallory")
+    assert replay.status_code == 200 and "Already decided: rejected by Dana" in replay.text
+    _unchanged(stack, state)
+
+
+def test_unanswered_review_expires_and_the_link_says_so(stack, state) -> None:
+    arn = _manual(stack, "scenario/expired", approvalTimeoutSeconds=2)
+    link = actions.review_link(pipeline.review_email(stack)["Message"])
+    view = pipeline.finish(stack, arn)
+    assert pipeline.path(view) == [*TO_REVIEW, "Review expired", *SUCCESS_TAIL]
+    assert pipeline.output(stack, arn)["outcome"] == "expired"
+    assert pipeline.outcomes_mailed(stack) == ["review-requested", "expired"]
+    page = requests.get(link, timeout=10)
+    assert page.status_code == 410 and "expired" in page.text
+    _unchanged(stack, state)
+
+
+def test_training_script_failure_is_reported_with_the_sagemaker_reason(stack, state) -> None:
+    arn = _manual(stack, "scenario/bad-hyperparameter", hyperparameters={"n_estimators": 0})
+    view = pipeline.finish(stack, arn)
+    assert view.status == "FAILED" and view.error == "SageMaker.TrainingJobFailed"
+    assert "AlgorithmError" in view.cause and "n_estimators must be at least 1" in view.cause
+    assert pipeline.path(view) == [*HEAD[:5], *FAILURE_TAIL]
+    assert pipeline.outcomes_mailed(stack) == ["failed"]
+    _unchanged(stack, state)
+
+
+def test_transient_capacity_error_on_training_is_retried_then_succeeds(stack, state) -> None:
+    # The mock config's TrainingCapacityRetry case: the first CreateTrainingJob hits the account's
+    # instance limit, the Retry's second attempt trains.
+    arn = pipeline.start_test_case(
+        stack,
+        "TrainingCapacityRetry",
+        {"rawDataUri": stack.full_data, "dataVersion": "scenario/capacity", "minImprovement": 0.5},
+    )
+    view = pipeline.finish(stack, arn)
+    training = view.by_name()["Train candidate model"]
+    assert training.retried == ["SageMaker.ResourceLimitExceeded"] and training.error is None
+    assert view.status == "SUCCEEDED"
+    assert pipeline.path(view) == [*HEAD, "Not promoted", *SUCCESS_TAIL]
+    _unchanged(stack, state)
+
+
+def test_malformed_raw_csv_fails_the_data_preparation_with_a_clear_cause(stack, state) -> None:
+    bad = pipeline.upload(stack, "manual/iris-bad.csv", pipeline.iris(extra_lines=["5.0,oops,1.4,0.2,setosa"] * 30))
+    arn = pipeline.start(stack, {"rawDataUri": bad, "dataVersion": "scenario/malformed"})
+    view = pipeline.finish(stack, arn)
+    assert view.status == "FAILED" and view.error == "Glue.JobRunFailed"
+    assert "30 of 180 rows (16.7%) are malformed, more than the allowed 5.0%" in view.cause
+    assert pipeline.path(view) == [*HEAD[:4], *FAILURE_TAIL]
+    assert pipeline.outcomes_mailed(stack) == ["failed"]
+    _unchanged(stack, state)
+
+
+def test_malformed_execution_input_fails_at_the_first_state_naming_the_field(stack, state) -> None:
+    arn = pipeline.start(stack, {"accuracyThreshold": "high"})
+    view = pipeline.finish(stack, arn)
+    assert pipeline.path(view) == ["Check run input", "Notify failure", "Run failed"]
+    assert view.error == "InvalidInput" and "accuracyThreshold: must be a number" in view.cause
+    assert pipeline.outcomes_mailed(stack) == ["failed"]
+    _unchanged(stack, state)
+
+
+def test_the_same_new_data_event_delivered_twice_is_processed_once(stack, state) -> None:
+    event = {"trigger": "new-data", "bucket": stack.outputs["DataBucketName"], "key": "raw/iris-half.csv",
+             "etag": "d41d8cd98f00b204e9800998ecf8427e", "minImprovement": 0.5}  # fmt: skip
+    runs = [pipeline.start(stack, event) for _ in range(2)]
+    views = [pipeline.finish(stack, arn) for arn in runs]
+    outcomes = sorted(pipeline.output(stack, arn)["outcome"] for arn in runs)
+    assert outcomes == ["duplicate", "not-promoted"]
+    duplicate = next(
+        v for v, arn in zip(views, runs, strict=True) if pipeline.output(stack, arn)["outcome"] == "duplicate"
+    )
+    assert pipeline.path(duplicate) == ["Check run input", "Claim data version", "Skip duplicate data",
+                                        "Report outcome", "Run finished"]  # fmt: skip
+
+
+def test_two_runs_at_once_never_deploy_concurrently(stack, state) -> None:
+    first = _manual(stack, "scenario/concurrent-a", minImprovement=0.5)
+    pipeline.wait_for_state(stack, first, "Prepare data")
+    second = _manual(stack, "scenario/concurrent-b")
+    view = pipeline.finish(stack, second)
+    assert pipeline.path(view) == ["Check run input", "Claim data version", "Take pipeline lock",
+                                   "Give back data claim", "Skip busy pipeline", "Report outcome", "Run finished"]  # fmt: skip
+    result = pipeline.output(stack, second)
+    assert result["outcome"] == "busy" and "Another run holds the pipeline lock" in result["reason"]
+    assert pipeline.finish(stack, first).status == "SUCCEEDED"
+    assert pipeline.output(stack, first)["outcome"] == "not-promoted"
+    # The busy run gave its data version back, so the same data can run later.
+    retry = _manual(stack, "scenario/concurrent-b", minImprovement=0.5)
+    pipeline.finish(stack, retry)
+    assert pipeline.output(stack, retry)["outcome"] == "not-promoted"
+
+
+def test_failed_endpoint_update_is_a_failure_and_the_registry_names_the_serving_model(stack, state) -> None:
+    serving = state["registry"][("PRODUCTION", "CURRENT")]["modelName"]
+    stack.sagemaker.fail_next_deployment(stack.outputs["EndpointName"], "the new model failed its health check")
+    arn = _manual(stack, "scenario/rollback")
+    _review(stack, "approve")
+    view = pipeline.finish(stack, arn)
+    assert view.status == "FAILED" and view.error == "DeploymentFailed"
+    assert f"serving config {serving}" in view.cause
+    assert pipeline.path(view)[-6:] == ["Is the endpoint live?", "Deployment did not go live", *FAILURE_TAIL]
+    _unchanged(stack, state)
+    assert "rolled back" in pipeline.endpoint(stack)["FailureReason"]
+    assert actions.predict(stack.outputs["PredictUrl"], stack.api_key, SAMPLE).status_code == 200
+
+
+def test_concurrent_predictions_survive_an_endpoint_update(stack, state) -> None:
+    """Traffic moves to the new model without dropping requests in flight."""
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            reply = actions.predict(stack.outputs["PredictUrl"], stack.api_key, SAMPLE)
+            if reply.status_code != 200:
+                failures.append(reply.status_code)
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    try:
+        arn = _manual(stack, "scenario/update-under-load")
+        _review(stack, "approve")
+        assert pipeline.finish(stack, arn).status == "SUCCEEDED"
+    finally:
+        stop.set()
+        worker.join()
+    assert failures == []
+    assert pipeline.output(stack, arn)["outcome"] == "deployed"
