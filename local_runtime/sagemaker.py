@@ -619,7 +619,8 @@ class LocalSageMaker:
             endpoint = self.endpoints.get(name)
             server = endpoint.server if endpoint else None
         if endpoint is None or server is None:
-            raise SageMakerError("ValidationException", f"Endpoint {name} of account {ACCOUNT} not found.")
+            # The runtime API names this error ValidationError, unlike the control plane's ValidationException.
+            raise SageMakerError("ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
         return server.invoke(body, content_type, accept)
 
     # .sync integrations ----------------------------------------------------------

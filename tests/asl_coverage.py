@@ -10,6 +10,7 @@ reports each state and branch with the tests that took it, and with ASL_COVERAGE
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 from typing import Any
 
 from asl import load_definition, transitions
@@ -27,7 +28,7 @@ def taken_branches(definition: dict[str, Any], runs: list[tuple[str, str | None]
     """Branches taken by one execution, from its (state name, error) sequence."""
     taken: set[Branch] = set()
     states = definition["States"]
-    for (name, error), (following, _) in zip(runs, runs[1:], strict=False):
+    for (name, error), (following, _) in pairwise(runs):
         state = states.get(name)
         if state is None:
             continue

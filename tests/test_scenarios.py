@@ -92,6 +92,9 @@ def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
     reply = actions.predict(stack.outputs["PredictUrl"], stack.api_key, SAMPLE)
     assert reply.status_code == 200 and reply.json() == {"predictions": ["virginica", "setosa"]}
     assert requests.post(stack.outputs["PredictUrl"], json={"data": SAMPLE}, timeout=10).status_code == 403
+    wrong_shape = actions.predict(stack.outputs["PredictUrl"], stack.api_key, "1,2")
+    assert wrong_shape.status_code == 400
+    assert "expected 4 features per row, got 2" in wrong_shape.json()["message"]
 
 
 def test_better_model_updates_the_existing_endpoint_and_retires_the_old_one(stack, state) -> None:
@@ -227,8 +230,10 @@ def test_two_runs_at_once_never_deploy_concurrently(stack, state) -> None:
     pipeline.wait_for_state(stack, first, "Prepare data")
     second = _manual(stack, "scenario/concurrent-b")
     view = pipeline.finish(stack, second)
-    assert pipeline.path(view) == ["Check run input", "Claim data version", "Take pipeline lock",
-                                   "Give back data claim", "Skip busy pipeline", "Report outcome", "Run finished"]  # fmt: skip
+    assert pipeline.path(view) == [
+        "Check run input", "Claim data version", "Take pipeline lock", "Give back data claim", "Skip busy pipeline",
+        "Report outcome", "Run finished",
+    ]  # fmt: skip
     result = pipeline.output(stack, second)
     assert result["outcome"] == "busy" and "Another run holds the pipeline lock" in result["reason"]
     assert pipeline.finish(stack, first).status == "SUCCEEDED"

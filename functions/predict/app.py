@@ -53,7 +53,7 @@ def predict() -> Response:
         code = error.response["Error"]["Code"]
         if code == "ModelError" and _model_message(error):
             return _json(400, {"message": _model_message(error)})
-        if code == "ValidationException":
+        if code == "ValidationError":
             logger.warning("endpoint not available", extra={"code": code})
             return _json(503, {"message": "The model endpoint is not deployed yet; approve a model first."})
         logger.exception("endpoint call failed")
