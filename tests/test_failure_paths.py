@@ -58,6 +58,16 @@ def test_a_fully_mocked_deployment_records_the_model(stack) -> None:
     assert pipeline.registry(stack)[("PRODUCTION", "CURRENT")]["modelName"] == "mlops-mocked-run"
 
 
+def test_an_instance_endpoint_is_updated_blue_green(stack) -> None:
+    arn, view = _run(stack, "BlueGreenDeployed")
+    assert view.status == "SUCCEEDED" and pipeline.output(stack, arn)["outcome"] == "deployed"
+    names = pipeline.path(view)
+    assert names[names.index("Choose update strategy") + 1 : names.index("Choose update strategy") + 3] == [
+        "Update endpoint (blue/green)",
+        "Start status checks",
+    ]
+
+
 @pytest.mark.parametrize(("case", "failing_state", "error", "tail"), FAILURES, ids=[f[0] for f in FAILURES])
 def test_a_failing_step_ends_in_a_notification_and_run_failed(stack, case, failing_state, error, tail) -> None:
     _, view = _run(stack, case)
