@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test browser lint build clean
+.PHONY: demo test bench browser lint build clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
@@ -32,6 +32,9 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m ruff check .
 	ASL_COVERAGE_REQUIRED=1 $(PY) -m pytest
+
+bench: $(STAMP) browser
+	$(PY) bench/run.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,0 +1,94 @@
+"""Offline pipeline time: from the triggering S3 put to the endpoint answering, split into work and orchestration.
+
+Runs the demo pipeline N times on one local stack that is already up (each run deploys: the first
+creates the endpoint, later ones update it). "Work" is the time inside the states that do the work
+(Spark ETL, the training process, the batch transform, and waiting for the endpoint to start);
+"orchestration" is everything else: the engine, the providers, the Lambda calls, polling.
+The automatic approval is left out of both, as a person's review would be.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from local_runtime import actions
+from local_runtime.demo import HUMAN_STATES, SAMPLE, WORK_STATES, iris_csv
+from local_runtime.progress import ExecutionView, follow
+from local_runtime.stack import LocalStack, wait_for
+
+
+def one_run(stack: LocalStack, number: int) -> dict[str, Any]:
+    sfn = stack.client("stepfunctions")
+    known = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]}
+    started = time.perf_counter()
+    stack.client("s3").put_object(
+        Bucket=stack.outputs["DataBucketName"], Key=f"raw/bench-{number}.csv", Body=iris_csv(1).encode()
+    )
+    arn = wait_for(
+        lambda: next(
+            (e["executionArn"] for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+             if e["executionArn"] not in known),
+            None,
+        ),
+        timeout=30,
+    )  # fmt: skip
+    decided: list[str] = []
+
+    def review(view: ExecutionView) -> bool:
+        waiting = view.states and view.states[-1].name == "Wait for approval" and view.states[-1].exited is None
+        if waiting and not decided:
+            for message in stack.read_inbox():
+                link = actions.review_link(message.get("Message", ""))
+                if link:
+                    decided.append(link)
+                    actions.decide(link, "approve", reviewer="bench")
+        return False
+
+    view = follow(sfn, arn, on_tick=review, poll_seconds=0.05)
+    reply = wait_for(
+        lambda: (r := actions.predict(stack.outputs["PredictUrl"], stack.api_key, SAMPLE)).status_code == 200 and r,
+        timeout=30,
+    )
+    wall = time.perf_counter() - started
+    assert reply.status_code == 200 and view.status == "SUCCEEDED", view.error
+    per_state: dict[str, float] = {}
+    for run in view.states:
+        per_state[run.name] = per_state.get(run.name, 0.0) + (run.seconds or 0.0)
+    work = sum(v for k, v in per_state.items() if k in WORK_STATES)
+    review_time = sum(v for k, v in per_state.items() if k in HUMAN_STATES)
+    measured = wall - review_time
+    return {
+        "wall_seconds": wall,
+        "review_seconds": review_time,
+        "work_seconds": work,
+        "orchestration_seconds": measured - work,
+        "orchestration_share": (measured - work) / measured,
+        "states_entered": len(view.states),
+        "per_state_seconds": per_state,
+    }
+
+
+def main(stack: LocalStack, runs: int = 3) -> dict[str, Any]:
+    results = [one_run(stack, number) for number in range(1, runs + 1)]
+    median = statistics.median(r["wall_seconds"] for r in results)
+    middle = min(results, key=lambda r: abs(r["wall_seconds"] - median))
+    summary = {
+        "runs": runs,
+        "median_wall_seconds": median,
+        "median_run": middle,
+        "orchestration_share_per_run": [r["orchestration_share"] for r in results],
+        "target_orchestration_share": 0.10,
+    }
+    print(f"Offline pipeline, S3 put -> endpoint answering, median of {runs} runs: {median:.2f}s")
+    print(f"{'state':34} {'seconds':>8}  kind")
+    for name, seconds in sorted(middle["per_state_seconds"].items(), key=lambda kv: -kv[1])[:10]:
+        kind = "work" if name in WORK_STATES else ("review" if name in HUMAN_STATES else "orchestration")
+        print(f"{name:34} {seconds:>8.2f}  {kind}")
+    print(
+        f"work {middle['work_seconds']:.2f}s, orchestration {middle['orchestration_seconds']:.2f}s "
+        f"({middle['orchestration_share']:.1%} of the run without the review; target < 10%), "
+        f"automatic review {middle['review_seconds']:.2f}s"
+    )
+    return summary
