@@ -28,15 +28,30 @@ def transitions(state: dict[str, Any]) -> list[tuple[str, bool]]:
 
 
 def layers(definition: dict[str, Any]) -> dict[str, int]:
-    """Depth of each state along its shortest path from StartAt."""
-    depth = {definition["StartAt"]: 0}
-    queue = deque([definition["StartAt"]])
-    while queue:
-        name = queue.popleft()
-        for target, _ in transitions(definition["States"][name]):
-            if target not in depth:
-                depth[target] = depth[name] + 1
-                queue.append(target)
+    """Row of each state: its longest distance from StartAt, ignoring the edges that close loops."""
+    states = definition["States"]
+    order: list[str] = []
+    back_edges: set[tuple[str, str]] = set()
+    on_path: set[str] = set()
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        on_path.add(name)
+        for target, _ in transitions(states[name]):
+            if target in on_path:
+                back_edges.add((name, target))
+            elif target not in done:
+                visit(target)
+        on_path.discard(name)
+        done.add(name)
+        order.append(name)
+
+    visit(definition["StartAt"])
+    depth = dict.fromkeys(order, 0)
+    for name in reversed(order):  # reverse post-order is a topological order without back edges
+        for target, _ in transitions(states[name]):
+            if (name, target) not in back_edges:
+                depth[target] = max(depth[target], depth[name] + 1)
     return depth
 
 
@@ -67,7 +82,7 @@ def render_svg(definition: dict[str, Any], runs: dict[str, StateRun], title: str
             taken = name in runs and target in runs
             colour = "#d13212" if is_error else "#687078"
             dash = ' stroke-dasharray="4 3"' if is_error else ""
-            opacity = "1" if taken else "0.35"
+            opacity = "1" if taken else ("0.12" if is_error else "0.35")
             parts.append(
                 f'<line x1="{x + BOX_W / 2:.0f}" y1="{y + BOX_H:.0f}" x2="{tx + BOX_W / 2:.0f}" y2="{ty:.0f}" '
                 f'stroke="{colour}" stroke-opacity="{opacity}"{dash} marker-end="url(#arrow)"/>'
