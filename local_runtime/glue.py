@@ -76,6 +76,13 @@ class LocalGlue:
             raise ProviderError("Glue.JobRunFailed", json.dumps(run))
         return run
 
+    @staticmethod
+    def _spark_env() -> dict[str, str]:
+        """Spark sized for this machine, as Glue sizes it for its workers: few shuffle partitions, no UI."""
+        cores = str(os.cpu_count() or 2)
+        submit = f"--master local[{cores}] --conf spark.sql.shuffle.partitions={cores} --conf spark.ui.enabled=false"
+        return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_SUBMIT_ARGS": f"{submit} pyspark-shell"}
+
     def _mirror_arguments(
         self, arguments: dict[str, str], mirror: Path
     ) -> tuple[dict[str, str], dict[str, tuple[Path, dict[Path, int]]]]:

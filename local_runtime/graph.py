@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from html import escape
 from pathlib import Path
 from typing import Any
