@@ -15,38 +15,19 @@ from typing import Any
 
 from local_runtime import actions
 from local_runtime.demo import HUMAN_STATES, SAMPLE, WORK_STATES, iris_csv
-from local_runtime.progress import ExecutionView, follow
+from local_runtime.progress import follow
 from local_runtime.stack import LocalStack, wait_for
 
 
 def one_run(stack: LocalStack, number: int) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
-    known = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]}
+    known = stack.executions()
     started = time.perf_counter()
     stack.client("s3").put_object(
         Bucket=stack.outputs["DataBucketName"], Key=f"raw/bench-{number}.csv", Body=iris_csv(1).encode()
     )
-    arn = wait_for(
-        lambda: next(
-            (e["executionArn"] for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
-             if e["executionArn"] not in known),
-            None,
-        ),
-        timeout=30,
-    )  # fmt: skip
-    decided: list[str] = []
-
-    def review(view: ExecutionView) -> bool:
-        waiting = view.states and view.states[-1].name == "Wait for approval" and view.states[-1].exited is None
-        if waiting and not decided:
-            for message in stack.read_inbox():
-                link = actions.review_link(message.get("Message", ""))
-                if link:
-                    decided.append(link)
-                    actions.decide(link, "approve", reviewer="bench")
-        return False
-
-    view = follow(sfn, arn, on_tick=review, poll_seconds=0.05)
+    arn = stack.next_execution(known)
+    view = follow(sfn, arn, on_tick=actions.Reviewer(stack.read_inbox, reviewer="bench"), poll_seconds=0.05)
     reply = wait_for(
         lambda: (r := actions.predict(stack.outputs["PredictUrl"], stack.api_key, SAMPLE)).status_code == 200 and r,
         timeout=30,

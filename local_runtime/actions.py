@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,37 @@ def decide(link: str, decision: str, reviewer: str, comment: str = "", timeout: 
 
 def predict(predict_url: str, api_key: str, data: str, timeout: float = 30) -> requests.Response:
     return requests.post(predict_url, json={"data": data}, headers={"x-api-key": api_key}, timeout=timeout)
+
+
+class Reviewer:
+    """Answers the review email of a waiting execution once, as a person clicking its link would.
+
+    Use it as ``follow(..., on_tick=Reviewer(stack.read_inbox))``; with ``decision=None`` it only
+    reports the email (``on_email``) and leaves the decision to a person.
+    """
+
+    def __init__(
+        self,
+        read_inbox: Callable[[], list[dict[str, Any]]],
+        decision: str | None = "approve",
+        reviewer: str = "automatic reviewer",
+        on_email: Callable[[dict[str, Any], str], None] = lambda message, link: None,
+    ) -> None:
+        self.read_inbox = read_inbox
+        self.decision = decision
+        self.reviewer = reviewer
+        self.on_email = on_email
+        self.link: str | None = None
+        self.reply: requests.Response | None = None
+
+    def __call__(self, view: Any) -> bool:
+        waiting = view.states and view.states[-1].name == "Wait for approval" and view.states[-1].exited is None
+        if waiting and self.link is None:
+            for message in self.read_inbox():
+                link = review_link(message.get("Message", ""))
+                if link:
+                    self.link = link
+                    self.on_email(message, link)
+                    if self.decision:
+                        self.reply = decide(link, self.decision, reviewer=self.reviewer)
+        return False

@@ -19,7 +19,7 @@ from rich.table import Table
 from local_runtime import actions
 from local_runtime.graph import write_svg
 from local_runtime.progress import ExecutionView, StateRun, follow
-from local_runtime.stack import LocalStack, wait_for
+from local_runtime.stack import LocalStack
 
 # Where the time goes: states whose duration is the work itself (Spark, training, scoring,
 # starting the endpoint), the human review, and everything else, which is orchestration.
@@ -90,7 +90,7 @@ class Demo:
 
     def _round(self, stack: LocalStack, number: int) -> RoundResult:
         sfn = stack.client("stepfunctions")
-        known = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]}
+        known = stack.executions()
         key = f"raw/iris-round-{number}.csv"
         data = iris_csv(2 if number == 1 else 1)
         self.console.rule(
@@ -98,21 +98,14 @@ class Demo:
         )
         started = time.monotonic()
         stack.client("s3").put_object(Bucket=stack.outputs["DataBucketName"], Key=key, Body=data.encode())
-        execution_arn = wait_for(
-            lambda: next(
-                (
-                    e["executionArn"]
-                    for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
-                    if e["executionArn"] not in known
-                ),
-                None,
-            ),
-            timeout=30,
-            what="the EventBridge rule to start an execution",
-        )
+        execution_arn = stack.next_execution(known)
         self.console.print(f"The EventBridge rule started execution [bold]{execution_arn.rsplit(':', 1)[1]}[/]")
-        decided: list[str] = []
-        view = follow(sfn, execution_arn, on_change=self._show, on_tick=lambda v: self._review(stack, v, decided))
+        reviewer = actions.Reviewer(
+            stack.read_inbox, None if self.interactive else "approve", reviewer="make demo", on_email=self._email
+        )
+        view = follow(sfn, execution_arn, on_change=self._show, on_tick=reviewer)
+        if reviewer.reply is not None:
+            self.console.print(f"  the review page answered HTTP {reviewer.reply.status_code}")
         description = sfn.describe_execution(executionArn=execution_arn)
         output = json.loads(description.get("output") or "{}")
         result = RoundResult(number, execution_arn, view, output, time.monotonic() - started)
@@ -130,24 +123,12 @@ class Demo:
         else:
             self.console.print(f"  [green]✓[/] {run.name}  [dim]{run.seconds:.1f}s[/]", highlight=False)
 
-    def _review(self, stack: LocalStack, view: ExecutionView, decided: list[str]) -> bool:
-        """Handles the review email once; never stops the polling (returns False)."""
-        waiting = view.states and view.states[-1].name == "Wait for approval" and view.states[-1].exited is None
-        if not waiting or decided:
-            return False
-        for message in stack.read_inbox():
-            link = actions.review_link(message.get("Message", ""))
-            if not link:
-                continue
-            self.console.print(Panel(message["Message"], title=f"Email: {message.get('Subject')}", expand=False))
-            decided.append(link)
-            if self.interactive:
-                self.console.print(f"[bold]Open {link} in a browser and decide.[/] Waiting for you...")
-            else:
-                self.console.print("Approving as the page's button would (HTTP POST through the local API)...")
-                reply = actions.decide(link, "approve", reviewer="make demo", comment="approved by the demo")
-                self.console.print(f"  review page answered {reply.status_code}")
-        return False
+    def _email(self, message: dict[str, Any], link: str) -> None:
+        self.console.print(Panel(message["Message"], title=f"Email: {message.get('Subject')}", expand=False))
+        if self.interactive:
+            self.console.print(f"[bold]Open {link} in a browser and decide.[/] Waiting for you...")
+        else:
+            self.console.print("Approving as the page's button would (HTTP POST through the local API)...")
 
     def _summary(self, stack: LocalStack, result: RoundResult) -> None:
         output, view = result.output, result.view

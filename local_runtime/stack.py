@@ -455,6 +455,15 @@ class LocalStack:
                 )["stateMachineArn"]
         return self._case_machines[arn_with_case]
 
+    # ------------------------------------------------------------- executions
+    def executions(self) -> set[str]:
+        listing = self.client("stepfunctions").list_executions(stateMachineArn=self.state_machine_arn)
+        return {e["executionArn"] for e in listing["executions"]}
+
+    def next_execution(self, known: set[str], timeout: float = 30) -> str:
+        """The execution that started after ``known`` was taken, such as one an S3 upload triggered."""
+        return wait_for(lambda: next(iter(self.executions() - known), None), timeout, what="a new execution")
+
     # ------------------------------------------------------------------ inbox
     def read_inbox(self) -> list[dict[str, Any]]:
         """SNS messages delivered to the email subscriptions since the last read."""

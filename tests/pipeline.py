@@ -39,15 +39,6 @@ def start_test_case(stack: LocalStack, case: str, run_input: dict[str, Any]) -> 
     ]
 
 
-def executions(stack: LocalStack) -> set[str]:
-    listing = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)
-    return {e["executionArn"] for e in listing["executions"]}
-
-
-def next_execution(stack: LocalStack, known: set[str], timeout: float = 30) -> str:
-    return wait_for(lambda: next(iter(executions(stack) - known), None), timeout, what="a new execution")
-
-
 CURRENT_TEST = "unknown test"
 MACHINE = ":execution:mlops-mlops"
 

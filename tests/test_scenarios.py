@@ -65,9 +65,9 @@ def _unchanged(stack, before) -> None:
 
 
 def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
-    known = pipeline.executions(stack)
+    known = stack.executions()
     pipeline.upload(stack, "raw/iris-half.csv", pipeline.iris(every=2))
-    arn = pipeline.next_execution(stack, known)  # started by the template's EventBridge rule
+    arn = stack.next_execution(known)  # started by the template's EventBridge rule
     email = pipeline.review_email(stack)
     link = actions.review_link(email["Message"])
     assert link.startswith(stack.api_url + "/approvals/") and "none yet" in email["Message"]
