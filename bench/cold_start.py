@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from report import say
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists())
 PROBE = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
@@ -56,8 +58,8 @@ def built_sizes() -> dict[str, int]:
 def main(repeats: int = 5) -> dict[str, Any]:
     sizes = built_sizes()
     results = {}
-    print(f"targets: import <= {TARGET_MS} ms, built artifact <= {TARGET_KB} KB")
-    print(f"{'function':18} {'import ms':>10} {'importtime ms':>14} {'built KB':>9}")
+    say(f"targets: import <= {TARGET_MS} ms, built artifact <= {TARGET_KB} KB")
+    say(f"{'function':18} {'import ms':>10} {'importtime ms':>14} {'built KB':>9}")
     for folder in FUNCTIONS:
         samples = [import_once(folder) for _ in range(repeats)]
         wall = statistics.median(s[0] for s in samples)
@@ -70,7 +72,7 @@ def main(repeats: int = 5) -> dict[str, Any]:
             "built_kb": size_kb,
             "built_as": logical,
         }
-        print(f"{folder.name:18} {wall:>10.1f} {cumulative:>14.1f} {size_kb:>9.1f}")
+        say(f"{folder.name:18} {wall:>10.1f} {cumulative:>14.1f} {size_kb:>9.1f}")
     return {"repeats": repeats, "functions": results, "target_ms": TARGET_MS, "target_kb": TARGET_KB}
 
 

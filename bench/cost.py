@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from report import say
 from samtranslator.yaml_helper import yaml_parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,13 +150,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "idle_per_month": {kind: {"total": sum(c.values()), "by_service": c} for kind, c in idle.items()},
     }
     if not args.quiet:
-        print(f"Cost per run ({prices['region']} prices as of {prices['as_of']}, defaults of template.yaml)")
-        print(f"{'outcome':26} {'transitions':>11} {'USD':>10}")
+        say(f"Cost per run ({prices['region']} prices as of {prices['as_of']}, defaults of template.yaml)")
+        say(f"{'outcome':26} {'transitions':>11} {'USD':>10}")
         for outcome, row in per_run.items():
-            print(f"{outcome:26} {row['transitions']:>11} {row['total']:>10.4f}")
-        print("Idle cost per month")
+            say(f"{outcome:26} {row['transitions']:>11} {row['total']:>10.4f}")
+        say("Idle cost per month")
         for kind, row in result["idle_per_month"].items():
-            print(f"{kind + ' endpoint':26} {'':>11} {row['total']:>10.2f}")
+            say(f"{kind + ' endpoint':26} {'':>11} {row['total']:>10.2f}")
     return result
 
 

@@ -13,6 +13,8 @@ import statistics
 import time
 from typing import Any
 
+from report import say
+
 from local_runtime import actions
 from local_runtime.demo import HUMAN_STATES, SAMPLE, WORK_STATES, iris_csv
 from local_runtime.progress import follow
@@ -62,12 +64,12 @@ def main(stack: LocalStack, runs: int = 3) -> dict[str, Any]:
         "orchestration_share_per_run": [r["orchestration_share"] for r in results],
         "target_orchestration_share": 0.10,
     }
-    print(f"Offline pipeline, S3 put -> endpoint answering, median of {runs} runs: {median:.2f}s")
-    print(f"{'state':34} {'seconds':>8}  kind")
+    say(f"Offline pipeline, S3 put -> endpoint answering, median of {runs} runs: {median:.2f}s")
+    say(f"{'state':34} {'seconds':>8}  kind")
     for name, seconds in sorted(middle["per_state_seconds"].items(), key=lambda kv: -kv[1])[:10]:
         kind = "work" if name in WORK_STATES else ("review" if name in HUMAN_STATES else "orchestration")
-        print(f"{name:34} {seconds:>8.2f}  {kind}")
-    print(
+        say(f"{name:34} {seconds:>8.2f}  {kind}")
+    say(
         f"work {middle['work_seconds']:.2f}s, orchestration {middle['orchestration_seconds']:.2f}s "
         f"({middle['orchestration_share']:.1%} of the run without the review; target < 10%), "
         f"automatic review {middle['review_seconds']:.2f}s"

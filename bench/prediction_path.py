@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from report import say
 
 from local_runtime import s3files
 from local_runtime.demo import SAMPLE
@@ -84,13 +85,13 @@ def one_level(stack: LocalStack, requests_total: int, threads: int) -> dict[str,
         "predict_fn (in-process)": measure(raw, requests_total, threads),
     }
     raw_rps = layers["predict_fn (in-process)"]["requests_per_second"]
-    print(f"{requests_total} requests over {threads} thread(s)")
-    print(f"{'layer':48} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'of raw':>7}")
+    say(f"{requests_total} requests over {threads} thread(s)")
+    say(f"{'layer':48} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'of raw':>7}")
     for name, row in layers.items():
         row["share_of_raw_throughput"] = row["requests_per_second"] / raw_rps
-        print(
+        say(
             f"{name:48} {row['requests_per_second']:>8.1f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
             f"{row['share_of_raw_throughput']:>7.0%}"
         )
-    print("target: the API path reaches at least half of the raw throughput")
+    say("target: the API path reaches at least half of the raw throughput")
     return {"layers": layers, "target_share_of_raw": 0.5}

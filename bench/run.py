@@ -22,8 +22,10 @@ import cost  # noqa: E402
 import pipeline_time  # noqa: E402
 import prediction_path  # noqa: E402
 import test_suite_time  # noqa: E402
+from report import say  # noqa: E402
 
 from local_runtime import actions  # noqa: E402
+from local_runtime.cli import service_logs  # noqa: E402
 from local_runtime.stack import LocalStack  # noqa: E402
 
 PACKAGES = ("moto", "boto3", "scikit-learn", "pyspark", "aws-lambda-powertools", "aws-sam-cli")
@@ -39,7 +41,7 @@ def machine() -> dict[str, object]:
 
 
 def section(title: str) -> None:
-    print(f"\n== {title}")
+    say(f"\n== {title}")
 
 
 def main() -> int:
@@ -48,7 +50,9 @@ def main() -> int:
     parser.add_argument("--skip-tests", action="store_true", help="leave out the test-suite timing")
     args = parser.parse_args()
     results: dict[str, object] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
-    with LocalStack(ROOT, overrides={"StatusPollSeconds": "1"}) as stack:
+    log = ROOT / "bench" / "results" / "local-aws.log"
+    say(f"Lambda and service logs: {log.relative_to(ROOT)}")
+    with service_logs(log), LocalStack(ROOT, overrides={"StatusPollSeconds": "1"}) as stack:
         actions.publish_model_code(stack.client("s3"), stack.outputs["ArtifactsBucketName"], ROOT / "model")
         section("1. Offline pipeline time")
         results["pipeline"] = pipeline_time.main(stack, args.runs)
@@ -72,7 +76,7 @@ def main() -> int:
         results["tests"] = test_suite_time.main()
     out = ROOT / "bench" / "results" / "latest.json"
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"\nFigures written to {out.relative_to(ROOT)}")
+    say(f"\nFigures written to {out.relative_to(ROOT)}")
     return 0
 
 

@@ -12,6 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from report import say
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,7 +31,7 @@ def main() -> dict[str, Any]:
         for case in ET.parse(report).getroot().iter("testcase"):  # noqa: S314
             module = case.get("classname", "").split(".")[-1]
             per_file[f"tests/{module}.py"] += float(case.get("time", 0))
-    print(f"pytest: {wall:.1f}s wall, exit {result.returncode}")
+    say(f"pytest: {wall:.1f}s wall, exit {result.returncode}")
     for name, seconds in sorted(per_file.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:40} {seconds:>7.1f}s")
+        say(f"  {name:40} {seconds:>7.1f}s")
     return {"wall_seconds": wall, "exit_code": result.returncode, "per_file_seconds": dict(per_file)}

@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,23 @@ from local_runtime.graph import write_svg
 from local_runtime.progress import ExecutionView, follow, history
 
 ROOT = Path(__file__).resolve().parent.parent
-console = Console()
+# The terminal belongs to this CLI; handler and service logs go to a file (see service_logs).
+console = Console(file=sys.__stdout__)
+
+
+@contextlib.contextmanager
+def service_logs(path: Path) -> Iterator[None]:
+    """Lambda handlers' output and the services' logs go to a file, as they would go to CloudWatch Logs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as log:
+        handler = logging.StreamHandler(log)
+        logging.getLogger().addHandler(handler)
+        saved, sys.stdout = sys.stdout, log
+        try:
+            yield
+        finally:
+            sys.stdout = saved
+            logging.getLogger().removeHandler(handler)
 
 
 def _clients(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
@@ -51,7 +69,10 @@ def _clients(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
 def cmd_demo(args: argparse.Namespace) -> int:
     from local_runtime.demo import Demo
 
-    results = Demo(ROOT, Path(args.output), args.interactive, console).run(args.rounds)
+    log = Path(args.output) / "local-aws.log"
+    console.print(f"Lambda and service logs: {log}")
+    with service_logs(log):
+        results = Demo(ROOT, Path(args.output), args.interactive, console).run(args.rounds)
     failed = [r for r in results if r.view.status != "SUCCEEDED"]
     return 1 if failed else 0
 
@@ -59,7 +80,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from local_runtime.stack import LocalStack
 
-    with LocalStack(ROOT, overrides=dict(kv.split("=", 1) for kv in args.parameter)) as stack:
+    log = ROOT / "demo-output" / "local-aws.log"
+    console.print(f"Lambda and service logs: {log}")
+    with service_logs(log), LocalStack(ROOT, overrides=dict(kv.split("=", 1) for kv in args.parameter)) as stack:
         actions.publish_model_code(stack.client("s3"), stack.outputs["ArtifactsBucketName"], ROOT / "model")
         console.print(f"AWS endpoint: {stack.endpoint_url}\nAPI: {stack.api_url}\nAPI key: {stack.api_key}")
         console.print_json(json.dumps(stack.outputs))

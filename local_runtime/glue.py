@@ -27,6 +27,7 @@ class LocalGlue:
         self.workdir = workdir
         self.scripts: dict[str, Path] = {}
         self.runs: dict[str, dict[str, Any]] = {}
+        self._running: set[subprocess.Popen[bytes]] = set()
 
     def add_job(self, name: str, script: Path) -> None:
         self.scripts[name] = script
@@ -75,6 +76,10 @@ class LocalGlue:
             # AWS names this States.TaskFailed, a name reserved for the engine itself.
             raise ProviderError("Glue.JobRunFailed", json.dumps(run))
         return run
+
+    def stop(self) -> None:
+        for process in list(self._running):
+            process.kill()
 
     @staticmethod
     def _spark_env() -> dict[str, str]:

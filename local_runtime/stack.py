@@ -147,6 +147,7 @@ class LocalStack:
     def close(self) -> None:
         self._stopping.set()
         self.sagemaker.stop()
+        self.glue.stop()
         if self._servers:
             # moto keeps its state in the process; the next stack starts from an empty account.
             requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10)

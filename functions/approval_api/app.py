@@ -34,6 +34,12 @@ def _stepfunctions() -> Any:
     return boto3.client("stepfunctions")
 
 
+def _header(name: str) -> str | None:
+    """A request header by name, whatever case the client sent it in."""
+    headers = app.current_event.headers or {}
+    return next((value for key, value in headers.items() if key.lower() == name), None)
+
+
 def _html(status: int, body: str) -> Response:
     return Response(status_code=status, body=body, headers=dict(SECURITY_HEADERS))
 
@@ -67,16 +73,12 @@ def show_review(approval_id: str) -> Response:
 
 @app.post("/approvals/<approval_id>")
 def record_decision(approval_id: str) -> Response:
-    event = app.current_event
     if not valid_approval_id(approval_id):
         return _not_found()
-    origin = event.headers.get("origin") or event.headers.get("Origin")
-    host = event.headers.get("host") or event.headers.get("Host")
-    if not same_origin(origin, host):
+    if not same_origin(_header("origin"), _header("host")):
         return _html(403, message_page("Decision refused", "Decisions can only be sent from the review page itself."))
-    content_type = event.headers.get("content-type") or event.headers.get("Content-Type") or ""
     try:
-        request = parse_decision(event.decoded_body, content_type)
+        request = parse_decision(app.current_event.decoded_body, _header("content-type") or "")
     except BadDecision as error:
         return _html(400, message_page("Decision not understood", str(error)))
     item = _load(approval_id)
