@@ -115,13 +115,18 @@ class Demo:
     def _show(self, run: StateRun) -> None:
         if run.exited is None:
             self.console.print(f"  [cyan]→[/] {run.name}", highlight=False)
+        elif run.state_type == "Fail":
+            cause = (run.cause or "").replace("\n", " ")[:300]
+            self.console.print(f"  [red]✗ {run.name}  {run.error}[/] {cause}", highlight=False)
         elif run.error:
-            cause = (run.cause or "")[:300]
+            # A state that exits with an error was caught: its Catch chose the next state.
+            cause = (run.cause or "").replace("\n", " ")[:160]
             self.console.print(
-                f"  [red]✗[/] {run.name}  {run.seconds:.1f}s  [red]{run.error}[/] {cause}", highlight=False
+                f"  [yellow]↪[/] {run.name}  {run.seconds:.1f}s  caught [yellow]{run.error}[/] {cause}", highlight=False
             )
         else:
-            self.console.print(f"  [green]✓[/] {run.name}  [dim]{run.seconds:.1f}s[/]", highlight=False)
+            retried = f"  [yellow](retried after {', '.join(run.retried)})[/]" if run.retried else ""
+            self.console.print(f"  [green]✓[/] {run.name}  [dim]{run.seconds:.1f}s[/]{retried}", highlight=False)
 
     def _email(self, message: dict[str, Any], link: str) -> None:
         self.console.print(Panel(message["Message"], title=f"Email: {message.get('Subject')}", expand=False))

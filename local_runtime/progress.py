@@ -76,6 +76,7 @@ class ExecutionView:
         if kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted") and current.exited is None:
             current.exited = event["timestamp"]
             current.error = current.error or self.error
+            current.cause = current.cause or self.cause
             return current
         return None
 
