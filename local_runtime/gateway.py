@@ -49,10 +49,8 @@ class Gateway:
         self.sagemaker = sagemaker
         self.rewrite_definition = rewrite_definition
         self.test_case_machine = test_case_machine
-        self.requests = 0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        self.requests += 1
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)

@@ -26,7 +26,6 @@ class LocalGlue:
         self._s3 = s3
         self.workdir = workdir
         self.scripts: dict[str, Path] = {}
-        self.runs: dict[str, dict[str, Any]] = {}
         self._running: set[subprocess.Popen[bytes]] = set()
 
     def add_job(self, name: str, script: Path) -> None:
@@ -71,7 +70,6 @@ class LocalGlue:
         }
         if code != 0:
             run["ErrorMessage"] = self._error_message(log_path.read_text(errors="replace"))
-        self.runs[run_id] = run
         if code != 0:
             # AWS names this States.TaskFailed, a name reserved for the engine itself.
             raise ProviderError("Glue.JobRunFailed", json.dumps(run))

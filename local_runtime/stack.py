@@ -16,8 +16,6 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -501,15 +499,6 @@ def transform_input(event: dict[str, Any], transformer: dict[str, Any]) -> str:
         text = text.replace(f'"<{name}>"', json.dumps(value if isinstance(value, str) else json.dumps(value)))
         text = text.replace(f"<{name}>", json.dumps(value))
     return text
-
-
-@contextmanager
-def running_stack(root: Path, **kwargs: Any) -> Iterator[LocalStack]:
-    stack = LocalStack(root, **kwargs)
-    try:
-        yield stack.start()
-    finally:
-        stack.close()
 
 
 def wait_for(probe: Any, timeout: float, interval: float = 0.1, what: str = "condition") -> Any:

@@ -24,11 +24,9 @@ def iris(every: int = 1, extra_lines: list[str] | None = None) -> str:
     return iris_csv(every) + "".join(line + "\n" for line in extra_lines or [])
 
 
-def start(stack: LocalStack, run_input: dict[str, Any] | str, name: str | None = None) -> str:
+def start(stack: LocalStack, run_input: dict[str, Any]) -> str:
     sfn = stack.client("stepfunctions")
-    body = run_input if isinstance(run_input, str) else json.dumps(run_input)
-    extra = {"name": name} if name else {}
-    return sfn.start_execution(stateMachineArn=stack.state_machine_arn, input=body, **extra)["executionArn"]
+    return sfn.start_execution(stateMachineArn=stack.state_machine_arn, input=json.dumps(run_input))["executionArn"]
 
 
 def start_test_case(stack: LocalStack, case: str, run_input: dict[str, Any]) -> str:
