@@ -207,9 +207,10 @@ class LocalStack:
         for api in api_ids:
             self._api(api)
         # The state machine goes last: its definition refers to everything else.
-        ordered = sorted(
-            template.resources, key=lambda r: template.resources[r]["Type"] == "AWS::Serverless::StateMachine"
-        )
+        wanted = [
+            r for r, spec in template.resources.items() if template.conditions.get(spec.get("Condition", ""), True)
+        ]
+        ordered = sorted(wanted, key=lambda r: template.resources[r]["Type"] == "AWS::Serverless::StateMachine")
         for logical_id in ordered:
             known[template.resources[logical_id]["Type"]](logical_id)
         self.outputs = {k: str(template.resolve(v["Value"])) for k, v in template.body.get("Outputs", {}).items()}

@@ -68,3 +68,10 @@ def test_predicting_before_any_model_is_deployed_is_a_503(stack) -> None:
 def test_a_template_parameter_outside_its_allowed_values_is_refused() -> None:
     with pytest.raises(UnsupportedTemplate, match="EndpointType='Huge' is not one of"):
         load_template(ROOT / "template.yaml", "x", {"NotificationEmail": "a@b.co", "EndpointType": "Huge"})
+
+
+def test_resources_whose_condition_is_false_are_not_deployed(stack) -> None:
+    groups = [g["logGroupName"] for g in stack.client("logs").describe_log_groups()["logGroups"]]
+    assert stack.template.conditions["WriteApiAccessLogs"] is False
+    assert not any("ApiAccessLogGroup" in name for name in groups)
+    assert "/aws/vendedlogs/states/mlops-mlops" in groups
