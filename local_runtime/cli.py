@@ -62,7 +62,8 @@ def _clients(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
         if args.endpoint_url
         else boto3.client("stepfunctions")
     )
-    machines = sfn.list_state_machines()["stateMachines"]
+    # The local stack's own machine; "<name>--<case>" copies belong to mock-config test cases.
+    machines = [m for m in sfn.list_state_machines()["stateMachines"] if "--" not in m["name"]]
     return sfn, {"StateMachineArn": machines[0]["stateMachineArn"]} if machines else {}
 
 
