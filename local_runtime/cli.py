@@ -102,7 +102,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     sfn, outputs = _clients(args)
     arn = sfn.start_execution(stateMachineArn=outputs["StateMachineArn"], input=args.input)["executionArn"]
-    console.print(arn)
+    print(arn)  # plain, unwrapped: scripts capture it
     return 0
 
 
@@ -137,7 +137,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     for event in history(sfn, args.execution_arn):
         view.apply(event)
     definition = json.loads(sfn.describe_state_machine_for_execution(executionArn=args.execution_arn)["definition"])
-    console.print(write_svg(definition, view.by_name(), args.execution_arn.rsplit(":", 1)[1], Path(args.output)))
+    print(write_svg(definition, view.by_name(), args.execution_arn.rsplit(":", 1)[1], Path(args.output)))
     return 0
 
 

@@ -75,3 +75,16 @@ def test_resources_whose_condition_is_false_are_not_deployed(stack) -> None:
     assert stack.template.conditions["WriteApiAccessLogs"] is False
     assert not any("ApiAccessLogGroup" in name for name in groups)
     assert "/aws/vendedlogs/states/mlops-mlops" in groups
+
+
+def test_the_cli_starts_watches_and_draws_a_run(stack, tmp_path, capsys) -> None:
+    from local_runtime import cli
+
+    assert cli.main(["start", "--endpoint-url", stack.endpoint_url, "--input", '{"trigger": "cron"}']) == 0
+    arn = capsys.readouterr().out.strip()
+    assert arn.startswith(stack.state_machine_arn.replace(":stateMachine:", ":execution:"))
+    assert cli.main(["watch", "--endpoint-url", stack.endpoint_url, arn]) == 1  # the run fails: bad trigger
+    picture = tmp_path / "run.svg"
+    assert cli.main(["graph", "--endpoint-url", stack.endpoint_url, arn, "-o", str(picture)]) == 0
+    svg = picture.read_text()
+    assert svg.startswith("<svg") and "Check run input: caught" in svg and "Run failed: failed" in svg
