@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 import threading
 import traceback
@@ -106,16 +105,14 @@ class LambdaRuntime:
         self.providers: dict[str, Any] = {}
 
     def add(self, function: LocalFunction) -> None:
-        # Handlers read their configuration from os.environ, which one process shares: two functions
-        # that disagree on a variable cannot run side by side, so that is refused here.
+        """Registers a function. Handlers share one process's os.environ, so two functions that set a
+        variable differently cannot run side by side; that is refused here."""
         for key, value in function.environment.items():
-            current = os.environ.get(key)
-            owner = next((f.name for f in self.functions.values() if key in f.environment), None)
-            if owner and current != value:
+            other = next((f for f in self.functions.values() if f.environment.get(key, value) != value), None)
+            if other:
                 raise ValueError(
-                    f"{function.name} and {owner} set {key} differently; the local runtime needs one value"
+                    f"{function.name} and {other.name} set {key} differently; the local runtime needs one value"
                 )
-            os.environ[key] = value
         self.functions[function.name] = function
 
     def add_provider(self, name: str, handler: Any) -> str:

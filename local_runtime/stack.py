@@ -111,12 +111,13 @@ class LocalStack:
         self.close()
 
     def start(self) -> LocalStack:
-        for name, provider in SYNC_PROVIDERS.items():
-            kind = "training" if "Training" in name else "transform"
-            if "glue" in name:
-                self.lambdas.add_provider(provider, self.glue.run_sync)
-            else:
-                self.lambdas.add_provider(provider, lambda request, kind=kind: self.sagemaker.run_sync(kind, request))
+        handlers = {
+            "arn:aws:states:::sagemaker:createTrainingJob.sync": lambda r: self.sagemaker.run_sync("training", r),
+            "arn:aws:states:::sagemaker:createTransformJob.sync": lambda r: self.sagemaker.run_sync("transform", r),
+            "arn:aws:states:::glue:startJobRun.sync": self.glue.run_sync,
+        }
+        for resource, provider in SYNC_PROVIDERS.items():
+            self.lambdas.add_provider(provider, handlers[resource])
         self.lambdas.add_provider(MOCK_PROVIDER, self.mocks.answer)
         moto_app = DomainDispatcherApplication(create_backend_app)
         gateway = Gateway(moto_app, self.lambdas, self.sagemaker, self.rewrite_definition, self.test_case_machine)
@@ -320,15 +321,16 @@ class LocalStack:
     def _function(self, logical_id: str) -> None:
         assert self.template
         settings = self.template.function_settings(logical_id)
-        self.lambdas.add(
-            LocalFunction(
-                self.template.physical_ids[logical_id],
-                self.root / settings["CodeUri"],
-                settings["Handler"],
-                settings["Environment"]["Variables"],
-                **settings,
-            )
+        function = LocalFunction(
+            self.template.physical_ids[logical_id],
+            self.root / settings["CodeUri"],
+            settings["Handler"],
+            settings["Environment"]["Variables"],
+            **settings,
         )
+        self.lambdas.add(function)
+        # Handlers read their configuration from os.environ, which the process shares.
+        self._set_env(function.environment)
 
     def _api(self, logical_id: str) -> None:
         assert self.template

@@ -88,3 +88,14 @@ def test_the_cli_starts_watches_and_draws_a_run(stack, tmp_path, capsys) -> None
     assert cli.main(["graph", "--endpoint-url", stack.endpoint_url, arn, "-o", str(picture)]) == 0
     svg = picture.read_text()
     assert svg.startswith("<svg") and "Check run input: caught" in svg and "Run failed: failed" in svg
+
+
+def test_two_functions_that_set_one_variable_differently_are_refused() -> None:
+    from local_runtime.lambdas import LambdaRuntime, LocalFunction
+
+    runtime = LambdaRuntime()
+    folder = ROOT / "functions" / "validate_input"
+    runtime.add(LocalFunction("first", folder, "app.lambda_handler", {"TABLE": "a", "SHARED": "x"}))
+    runtime.add(LocalFunction("second", folder, "app.lambda_handler", {"SHARED": "x"}))
+    with pytest.raises(ValueError, match="third and first set TABLE differently"):
+        runtime.add(LocalFunction("third", folder, "app.lambda_handler", {"TABLE": "b"}))
