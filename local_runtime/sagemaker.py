@@ -99,9 +99,13 @@ class ModelServer:
         except OSError:
             return False
 
-    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[int, str, bytes]:
+    def admit(self) -> None:
+        """Counts a request in before it is sent; the endpoint calls this while it still routes here."""
         with self._lock:
             self.in_flight += 1
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[int, str, bytes]:
+        """Sends an admitted request and counts it out when the answer is back."""
         try:
             request = urllib.request.Request(
                 f"http://127.0.0.1:{self.port}/invocations",
@@ -411,6 +415,7 @@ class LocalSageMaker:
             out_lines: list[str] = []
             if records:
                 inputs = [",".join(select_fields(r.split(","), in_filter)) for r in records]
+                server.admit()
                 status, _, body = server.invoke("\n".join(inputs).encode(), content_type, accept)
                 if status != 200:
                     raise RuntimeError(f"ClientError: the model failed on {key}: {body.decode(errors='replace')[:500]}")
@@ -618,7 +623,11 @@ class LocalSageMaker:
         with self._lock:
             endpoint = self.endpoints.get(name)
             server = endpoint.server if endpoint else None
-        if endpoint is None or server is None:
+            if server is not None:
+                # Admitted under the lock that guards the traffic switch, so a draining server
+                # never sees a request arrive after it reported none in flight.
+                server.admit()
+        if server is None:
             # The runtime API names this error ValidationError, unlike the control plane's ValidationException.
             raise SageMakerError("ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
         return server.invoke(body, content_type, accept)
