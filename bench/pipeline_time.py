@@ -16,7 +16,7 @@ from typing import Any
 from report import say
 
 from local_runtime import actions
-from local_runtime.demo import HUMAN_STATES, SAMPLE, WORK_STATES, iris_csv
+from local_runtime.demo import HUMAN_STATES, SAMPLE, WORK_STATES, iris_csv, split_time
 from local_runtime.progress import follow
 from local_runtime.stack import LocalStack, wait_for
 
@@ -39,8 +39,9 @@ def one_run(stack: LocalStack, number: int) -> dict[str, Any]:
     per_state: dict[str, float] = {}
     for run in view.states:
         per_state[run.name] = per_state.get(run.name, 0.0) + (run.seconds or 0.0)
-    work = sum(v for k, v in per_state.items() if k in WORK_STATES)
-    review_time = sum(v for k, v in per_state.items() if k in HUMAN_STATES)
+    # The same split as the demo's; the wall time also counts the trigger and the first prediction.
+    times = split_time(view)
+    work, review_time = times["work"], times["review"]
     measured = wall - review_time
     return {
         "wall_seconds": wall,

@@ -114,7 +114,8 @@ def _print_run(run: Any) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     sfn, _ = _clients(args)
-    view = follow(sfn, args.execution_arn, on_change=_print_run)
+    # Each poll reads the whole history; against AWS, poll gently (GetExecutionHistory is throttled).
+    view = follow(sfn, args.execution_arn, on_change=_print_run, poll_seconds=2 if args.stack else 0.2)
     console.print(f"{view.status} {view.error or ''}")
     return 0 if view.status == "SUCCEEDED" else 1
 

@@ -18,12 +18,12 @@ COLOURS = {
 BOX_W, BOX_H, GAP_X, GAP_Y = 210, 34, 24, 30
 
 
-def transitions(state: dict[str, Any]) -> list[tuple[str, bool]]:
-    """(target, is_error_path) for every way a state can hand over."""
-    targets = [(state[k], False) for k in ("Next", "Default") if k in state]
-    targets += [(rule["Next"], False) for rule in state.get("Choices", [])]
-    targets += [(catcher["Next"], True) for catcher in state.get("Catch", [])]
-    return targets
+def transitions(state: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, target) for every way a state can hand over: Next, Default, Choice[i], Catch[errors]."""
+    handovers = [(key, state[key]) for key in ("Next", "Default") if key in state]
+    handovers += [(f"Choice[{index}]", rule["Next"]) for index, rule in enumerate(state.get("Choices", []))]
+    handovers += [(f"Catch{catcher['ErrorEquals']}", catcher["Next"]) for catcher in state.get("Catch", [])]
+    return handovers
 
 
 def layers(definition: dict[str, Any]) -> dict[str, int]:
@@ -36,7 +36,7 @@ def layers(definition: dict[str, Any]) -> dict[str, int]:
 
     def visit(name: str) -> None:
         on_path.add(name)
-        for target, _ in transitions(states[name]):
+        for _, target in transitions(states[name]):
             if target in on_path:
                 back_edges.add((name, target))
             elif target not in done:
@@ -48,7 +48,7 @@ def layers(definition: dict[str, Any]) -> dict[str, int]:
     visit(definition["StartAt"])
     depth = dict.fromkeys(order, 0)
     for name in reversed(order):  # reverse post-order is a topological order without back edges
-        for target, _ in transitions(states[name]):
+        for _, target in transitions(states[name]):
             if (name, target) not in back_edges:
                 depth[target] = max(depth[target], depth[name] + 1)
     return depth
@@ -76,7 +76,8 @@ def render_svg(definition: dict[str, Any], runs: dict[str, StateRun], title: str
     ]
     for name, state in definition["States"].items():
         x, y = position[name]
-        for target, is_error in transitions(state):
+        for kind, target in transitions(state):
+            is_error = kind.startswith("Catch")
             tx, ty = position[target]
             taken = name in runs and target in runs
             colour = "#d13212" if is_error else "#687078"

@@ -198,7 +198,7 @@ class LocalSageMaker:
 
     # training ----------------------------------------------------------------
     def op_CreateTrainingJob(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"TrainingJobArn": self._start_job("training", request, "TrainingJobName", self._run_training)}
+        return {"TrainingJobArn": self._start_job("training", request, self._run_training)}
 
     def op_DescribeTrainingJob(self, request: dict[str, Any]) -> dict[str, Any]:
         return self.describe_training(self._job(request["TrainingJobName"], "training"))
@@ -212,7 +212,7 @@ class LocalSageMaker:
             raise SageMakerError(
                 "ValidationException", f'Could not find model "{_arn("model", request["ModelName"])}".'
             )
-        return {"TransformJobArn": self._start_job("transform", request, "TransformJobName", self._run_transform)}
+        return {"TransformJobArn": self._start_job("transform", request, self._run_transform)}
 
     def op_DescribeTransformJob(self, request: dict[str, Any]) -> dict[str, Any]:
         return self.describe_transform(self._job(request["TransformJobName"], "transform"))
@@ -221,13 +221,14 @@ class LocalSageMaker:
         self._stop_job(self._job(request["TransformJobName"], "transform"))
         return {}
 
-    def _start_job(self, kind: str, request: dict[str, Any], name_field: str, runner: Callable[[Job], None]) -> str:
-        name = request[name_field]
+    def _start_job(self, kind: str, request: dict[str, Any], runner: Callable[[Job], None]) -> str:
+        job = Job(kind, request)
+        name = job.name
         arn = _arn(f"{kind}-job", name)
         with self._lock:
             if name in self.jobs:
                 raise SageMakerError("ResourceInUse", f"{kind.title()} job {name} already exists")
-            job = self.jobs[name] = Job(kind, request)
+            self.jobs[name] = job
         self._tag(arn, request)
         threading.Thread(target=self._run_job, args=(job, runner), name=f"sagemaker-{name}", daemon=True).start()
         return arn

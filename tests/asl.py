@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from local_runtime.graph import transitions
 
 ROOT = Path(__file__).resolve().parent.parent
 ASL_PATH = ROOT / "statemachine" / "mlops.asl.json"
@@ -15,18 +16,6 @@ SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 def load_definition() -> dict[str, Any]:
     return json.loads(ASL_PATH.read_text())
-
-
-def transitions(state: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """Yields (kind, target) for every way a state can hand over: Next, Default, a Choice rule, a Catch."""
-    if "Next" in state:
-        yield "Next", state["Next"]
-    if "Default" in state:
-        yield "Default", state["Default"]
-    for index, rule in enumerate(state.get("Choices", [])):
-        yield f"Choice[{index}]", rule["Next"]
-    for catcher in state.get("Catch", []):
-        yield f"Catch{catcher['ErrorEquals']}", catcher["Next"]
 
 
 def reachable(definition: dict[str, Any]) -> set[str]:
