@@ -24,7 +24,6 @@ import prediction_path  # noqa: E402
 import test_suite_time  # noqa: E402
 from report import say  # noqa: E402
 
-from local_runtime import actions  # noqa: E402
 from local_runtime.cli import service_logs  # noqa: E402
 from local_runtime.stack import LocalStack  # noqa: E402
 
@@ -53,7 +52,6 @@ def main() -> int:
     log = ROOT / "bench" / "results" / "local-aws.log"
     say(f"Lambda and service logs: {log.relative_to(ROOT)}")
     with service_logs(log), LocalStack(ROOT, overrides={"StatusPollSeconds": "1"}) as stack:
-        actions.publish_model_code(stack.client("s3"), stack.outputs["ArtifactsBucketName"], ROOT / "model")
         section("1. Offline pipeline time")
         results["pipeline"] = pipeline_time.main(stack, args.runs)
         section("3. Prediction path")

@@ -5,28 +5,14 @@ Each works against the local stack and against a deployed one: they are boto3 an
 
 from __future__ import annotations
 
-import io
 import re
-import tarfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import requests
 
-MODEL_CODE_KEY = "code/model-source.tar.gz"
 REVIEW_LINK = re.compile(r"(https?://\S+/approvals/[A-Za-z0-9_-]{32})")
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def publish_model_code(s3: Any, artifacts_bucket: str, model_dir: Path) -> str:
-    """Packs train.py and inference.py as the source tarball that SageMaker script mode downloads."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(model_dir.glob("*.py")):
-            tar.add(path, arcname=path.name)
-    s3.put_object(Bucket=artifacts_bucket, Key=MODEL_CODE_KEY, Body=buffer.getvalue())
-    return f"s3://{artifacts_bucket}/{MODEL_CODE_KEY}"
 
 
 def review_link(message: str) -> str | None:

@@ -12,7 +12,9 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from local_runtime.access import AccessControl
 from local_runtime.lambdas import LambdaRuntime
+from local_runtime.template import ACCOUNT, REGION
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,11 @@ class Route:
 class LocalApi:
     """A WSGI app serving one stage of one REST API."""
 
-    def __init__(self, lambdas: LambdaRuntime, stage: str, routes: list[Route], api_key: str) -> None:
+    def __init__(
+        self, lambdas: LambdaRuntime, stage: str, routes: list[Route], api_key: str, access: AccessControl, api_id: str
+    ) -> None:
+        self.access = access
+        self.api_id = api_id
         self.lambdas = lambdas
         self.stage = stage
         self.routes = routes
@@ -53,6 +59,14 @@ class LocalApi:
         route, match = chosen
         if route.api_key_required and request.headers.get("x-api-key") != self.api_key:
             return self._error(403, "Forbidden")
+        # API Gateway invokes the function as itself; only the function's resource policy lets it.
+        source_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api_id}/{self.stage}/{request.method}{path}"
+        function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{route.function}"
+        decision = self.access.check_service(
+            "apigateway.amazonaws.com", source_arn, route.function, "lambda:InvokeFunction", function_arn
+        )
+        if not decision.allowed:
+            return self._error(500, "Internal server error")
         result = self.lambdas.invoke(
             route.function, json.dumps(self._event(request, route, path, match.groupdict())).encode()
         )

@@ -84,7 +84,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     log = ROOT / "demo-output" / "local-aws.log"
     console.print(f"Lambda and service logs: {log}")
     with service_logs(log), LocalStack(ROOT, overrides=dict(kv.split("=", 1) for kv in args.parameter)) as stack:
-        actions.publish_model_code(stack.client("s3"), stack.outputs["ArtifactsBucketName"], ROOT / "model")
         console.print(f"AWS endpoint: {stack.endpoint_url}\nAPI: {stack.api_url}\nAPI key: {stack.api_key}")
         console.print_json(json.dumps(stack.outputs))
         console.print(

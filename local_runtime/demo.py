@@ -78,10 +78,8 @@ class Demo:
                 f"stepfunctions list-executions --state-machine-arn {stack.state_machine_arn})\n"
                 f"[bold]API[/] at {stack.api_url}   deployed in {time.monotonic() - began:.1f}s"
             )
-            code = actions.publish_model_code(
-                stack.client("s3"), stack.outputs["ArtifactsBucketName"], self.root / "model"
-            )
-            self.console.print(f"Model code uploaded to {code}")
+            code = stack.template.attributes["ModelCode"]["Uri"] if stack.template else "?"
+            self.console.print(f"Model code published by the deploy to {code}")
             results = [self._round(stack, number) for number in range(1, rounds + 1)]
             self._finish(stack, results)
             return results

@@ -15,9 +15,12 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable
+from html import escape
 from typing import Any
 from urllib.parse import unquote
 
+from local_runtime.access import AccessControl, Principal, checks_for, credential_of
+from local_runtime.iam import Decision
 from local_runtime.lambdas import LambdaRuntime, UnknownFunction
 from local_runtime.sagemaker import LocalSageMaker, SageMakerError
 from local_runtime.template import ACCOUNT, REGION
@@ -29,7 +32,8 @@ StartResponse = Callable[..., Any]
 
 
 def _respond(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
-    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 424: "Failed Dependency", 500: "Internal Server Error"}
+    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 424: "Failed Dependency",
+               500: "Internal Server Error"}  # fmt: skip
     headers = {"x-amzn-RequestId": str(uuid.uuid4()), **headers, "Content-Length": str(len(body))}
     start_response(f"{status} {reasons.get(status, 'Error')}", list(headers.items()))
     return [body]
@@ -43,7 +47,9 @@ class Gateway:
         sagemaker: LocalSageMaker,
         rewrite_definition: Callable[[str, str], str],
         test_case_machine: Callable[[str], str],
+        access: AccessControl,
     ) -> None:
+        self.access = access
         self.moto_app = moto_app
         self.lambdas = lambdas
         self.sagemaker = sagemaker
@@ -57,9 +63,14 @@ class Gateway:
         path = environ.get("PATH_INFO", "")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         method = environ.get("REQUEST_METHOD", "GET")
+        caller = self.access.caller_of(environ)
+        if caller is not None:
+            denied = self._authorize(caller, environ, body)
+            if denied is not None:
+                return self._access_denied(environ, denied, start_response)
 
         if method == "POST" and (match := LAMBDA_INVOKE.match(path)):
-            return self._invoke_lambda(unquote(match.group(1)), body, start_response)
+            return self._invoke_lambda(unquote(match.group(1)), body, start_response, caller)
         if method == "POST" and (match := ENDPOINT_INVOKE.match(path)):
             return self._invoke_endpoint(unquote(match.group(1)), body, environ, start_response)
         if target.startswith("SageMaker."):
@@ -93,9 +104,53 @@ class Gateway:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
 
-    def _invoke_lambda(self, function_name: str, body: bytes, start_response: StartResponse) -> list[bytes]:
+    def _authorize(self, caller: Principal, environ: dict[str, Any], body: bytes) -> Decision | None:
+        """The first denial among the permissions the request needs, or None when all are allowed."""
+        path = environ.get("PATH_INFO", "")
+        match = LAMBDA_INVOKE.match(path)
+        if match and self.lambdas.is_provider(unquote(match.group(1))):
+            return None  # a stand-in for a .sync or mocked integration checks the real permissions itself
+        _, service = credential_of(environ)
+        checks = checks_for(service or "", environ, body)
+        if checks is None:
+            what = f"{environ.get('REQUEST_METHOD')} {path} {environ.get('HTTP_X_AMZ_TARGET', '')}".strip()
+            return Decision(False, f"User: {caller.caller.arn} made a request the local runtime cannot map to an "
+                                   f"IAM action ({service}: {what}); it is denied rather than guessed")  # fmt: skip
+        for check in checks:
+            decision = self.access.check(caller, check)
+            if not decision.allowed:
+                return decision
+        return None
+
+    @staticmethod
+    def _access_denied(environ: dict[str, Any], decision: Decision, start_response: StartResponse) -> list[bytes]:
+        """The denial in the protocol of the service called, with AWS's status and error code."""
+        _, service = credential_of(environ)
+        message = decision.message
+        if service == "s3":
+            body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
+                    f"<Message>{escape(message)}</Message></Error>")  # fmt: skip
+            return _respond(start_response, 403, body.encode(), {"Content-Type": "application/xml"})
+        if service in ("sns", "monitoring", "sts", "iam"):
+            code = "AuthorizationError" if service == "sns" else "AccessDenied"
+            body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}"
+                    f"</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")  # fmt: skip
+            return _respond(start_response, 403, body.encode(), {"Content-Type": "text/xml"})
+        if service == "lambda" or LAMBDA_INVOKE.match(environ.get("PATH_INFO", "")):
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "AccessDeniedException"}
+            return _respond(start_response, 403, json.dumps({"Type": "User", "Message": message}).encode(), headers)
+        if ENDPOINT_INVOKE.match(environ.get("PATH_INFO", "")):
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "AccessDeniedException"}
+            return _respond(start_response, 403, json.dumps({"message": message}).encode(), headers)
+        headers = {"Content-Type": "application/x-amz-json-1.0"}
+        payload = {"__type": "AccessDeniedException", "message": message}
+        return _respond(start_response, 400, json.dumps(payload).encode(), headers)
+
+    def _invoke_lambda(
+        self, function_name: str, body: bytes, start_response: StartResponse, caller: Principal | None = None
+    ) -> list[bytes]:
         try:
-            result = self.lambdas.invoke(function_name, body)
+            result = self.lambdas.invoke(function_name, body, caller)
         except UnknownFunction:
             error = {
                 "Type": "User",

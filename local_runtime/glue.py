@@ -14,41 +14,73 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from local_runtime import s3files
+from local_runtime.access import AccessControl, Check, Principal
 from local_runtime.lambdas import ProviderError
+from local_runtime.template import ACCOUNT, REGION
+
+
+@dataclass(frozen=True)
+class GlueJob:
+    name: str
+    script_location: str  # s3://..., where `sam package` put the script
+    role_arn: str
 
 
 class LocalGlue:
-    def __init__(self, s3: Callable[[], Any], workdir: Path) -> None:
-        self._s3 = s3
+    """Job runs act with the job's role: the script and every s3:// argument are read and written with it."""
+
+    def __init__(self, client_as: Callable[[str, str, str], Any], access: AccessControl, workdir: Path) -> None:
+        self._client_as = client_as
+        self.access = access
         self.workdir = workdir
-        self.scripts: dict[str, Path] = {}
+        self.jobs: dict[str, GlueJob] = {}
+        self.runs: dict[str, list[dict[str, Any]]] = {}
         self._running: set[subprocess.Popen[bytes]] = set()
 
-    def add_job(self, name: str, script: Path) -> None:
-        self.scripts[name] = script
+    def add_job(self, name: str, script_location: str, role_arn: str) -> None:
+        self.jobs[name] = GlueJob(name, script_location, role_arn)
+        self.runs[name] = []
 
-    def run_sync(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _authorize(self, name: str, caller: Principal) -> None:
+        job_arn = f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{name}"
+        for action in ("glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns"):
+            decision = self.access.check(caller, Check(action, job_arn))
+            if not decision.allowed:
+                raise ProviderError("Glue.AccessDeniedException", decision.message)
+
+    def run_sync(self, request: dict[str, Any], caller: Principal | None = None) -> dict[str, Any]:
         """What ``glue:startJobRun.sync`` returns: the finished JobRun."""
         name = request["JobName"]
-        if name not in self.scripts:
+        if caller is not None:
+            self._authorize(name, caller)
+        if name not in self.jobs:
             raise ProviderError("Glue.EntityNotFoundException", f"Job {name} not found")
+        job = self.jobs[name]
         run_id = f"jr_{secrets.token_hex(32)}"
         started = time.time()
-        mirror = self.workdir / "glue" / run_id / "s3"
         arguments = dict(request.get("Arguments", {}))
-        local_args, mirrored = self._mirror_arguments(arguments, mirror)
-        command = [sys.executable, str(self.scripts[name]), "--JOB_NAME", name, "--JOB_RUN_ID", run_id]
-        for key, value in local_args.items():
-            command += [key, value]
-        log_path = self.workdir / "glue" / run_id / "driver.log"
-        with log_path.open("wb") as log:
-            code = subprocess.call(
-                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYSPARK_PYTHON": sys.executable}
-            )
+        run: dict[str, Any] = {
+            "Id": run_id,
+            "JobName": name,
+            "Arguments": arguments,
+            "StartedOn": started,
+            "JobRunState": "RUNNING",
+            "GlueVersion": "5.0",
+            "Attempt": 0,
+        }
+        self.runs[name].insert(0, run)
+        try:
+            code, log_text, mirrored = self._run_script(job, run_id, arguments)
+        except ClientError as error:
+            # Glue reads the script and the inputs with the job's role before the driver starts.
+            code, log_text, mirrored = 1, f"{type(error).__name__}: {error}", {}
         for uri, (local, downloaded) in mirrored.items():
             # Hadoop's local file system leaves .crc checksum files that S3 output would not have.
             written = {
@@ -56,24 +88,38 @@ class LocalGlue:
                 for p in local.rglob("*")
                 if p.is_file() and not p.name.startswith(".") and downloaded.get(p) != p.stat().st_mtime_ns
             }
-            s3files.upload(self._s3(), local, uri, only=written)
-        run = {
-            "Id": run_id,
-            "JobName": name,
-            "Arguments": arguments,
-            "StartedOn": started,
-            "CompletedOn": time.time(),
-            "ExecutionTime": max(1, round(time.time() - started)),
-            "JobRunState": "SUCCEEDED" if code == 0 else "FAILED",
-            "GlueVersion": "5.0",
-            "Attempt": 0,
-        }
+            s3files.upload(self._s3(job), local, uri, only=written)
+        run.update(
+            CompletedOn=time.time(),
+            ExecutionTime=max(1, round(time.time() - started)),
+            JobRunState="SUCCEEDED" if code == 0 else "FAILED",
+        )
         if code != 0:
-            run["ErrorMessage"] = self._error_message(log_path.read_text(errors="replace"))
-        if code != 0:
+            run["ErrorMessage"] = self._error_message(log_text)
             # AWS names this States.TaskFailed, a name reserved for the engine itself.
             raise ProviderError("Glue.JobRunFailed", json.dumps(run))
         return run
+
+    def _s3(self, job: GlueJob) -> Any:
+        return self._client_as("s3", job.role_arn, "GlueJobRunnerSession")
+
+    def _run_script(
+        self, job: GlueJob, run_id: str, arguments: dict[str, str]
+    ) -> tuple[int, str, dict[str, tuple[Path, dict[Path, int]]]]:
+        folder = self.workdir / "glue" / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        bucket, key = s3files.split_uri(job.script_location)
+        script = folder / "script" / key.rsplit("/", 1)[-1]
+        script.parent.mkdir(parents=True, exist_ok=True)
+        self._s3(job).download_file(bucket, key, str(script))
+        local_args, mirrored = self._mirror_arguments(job, arguments, folder / "s3")
+        command = [sys.executable, str(script), "--JOB_NAME", job.name, "--JOB_RUN_ID", run_id]
+        for name, value in local_args.items():
+            command += [name, value]
+        log_path = folder / "driver.log"
+        with log_path.open("wb") as log:
+            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=self._spark_env())
+        return code, log_path.read_text(errors="replace"), mirrored
 
     def stop(self) -> None:
         for process in list(self._running):
@@ -87,7 +133,7 @@ class LocalGlue:
         return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_SUBMIT_ARGS": f"{submit} pyspark-shell"}
 
     def _mirror_arguments(
-        self, arguments: dict[str, str], mirror: Path
+        self, job: GlueJob, arguments: dict[str, str], mirror: Path
     ) -> tuple[dict[str, str], dict[str, tuple[Path, dict[Path, int]]]]:
         """Maps s3:// arguments to local folders; remembers what was downloaded so only new files go back."""
         local_args, mirrored = {}, {}
@@ -95,13 +141,13 @@ class LocalGlue:
             if isinstance(value, str) and value.startswith("s3://"):
                 bucket, prefix = s3files.split_uri(value)
                 local = mirror / bucket / prefix
-                keys = s3files.keys_under(self._s3(), value)
+                keys = s3files.keys_under(self._s3(job), value)
                 if keys == [prefix]:
                     local.parent.mkdir(parents=True, exist_ok=True)
-                    s3files.download(self._s3(), value, local.parent)
+                    s3files.download(self._s3(job), value, local.parent)
                 else:
                     local.mkdir(parents=True, exist_ok=True)
-                    downloaded = s3files.download(self._s3(), value, local)
+                    downloaded = s3files.download(self._s3(job), value, local)
                     mirrored[value] = (local, {p: p.stat().st_mtime_ns for p in downloaded})
                 local_args[key] = str(local)
             else:

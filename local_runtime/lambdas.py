@@ -6,8 +6,10 @@ are kept out of ``sys.modules`` afterwards, so two functions never share a modul
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import json
+import re
 import sys
 import threading
 import traceback
@@ -16,7 +18,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
+import botocore.handlers
+
+from local_runtime.access import Principal
 from local_runtime.template import ACCOUNT, REGION
+
+# The function whose handler runs in this thread: its SDK calls carry its role's credentials.
+RUNNING_AS: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("RUNNING_AS", default=None)
+_CREDENTIAL = re.compile(r"Credential=[^/]+/")
+
+
+def _sign_as_running_function(request: Any, **_: Any) -> None:
+    """Lambda gives each sandbox its role's credentials; in-process handlers share one environment,
+    so their requests are re-attributed to the running function's role just before they are sent."""
+    principal = RUNNING_AS.get()
+    if principal is None or "Authorization" not in request.headers:
+        return
+    header = request.headers["Authorization"]
+    text = header.decode() if isinstance(header, bytes) else header
+    request.headers["Authorization"] = _CREDENTIAL.sub(f"Credential={principal.access_key}/", text)
+    request.headers["X-Amz-Security-Token"] = principal.credentials["aws_session_token"]
+
+
+def install_credential_hook() -> None:
+    """Registers the hook for sessions created from now on and for boto3's default session."""
+    entry = ("before-send", _sign_as_running_function)
+    if entry not in botocore.handlers.BUILTIN_HANDLERS:
+        botocore.handlers.BUILTIN_HANDLERS.append(entry)
+    if boto3.DEFAULT_SESSION is not None:
+        boto3.DEFAULT_SESSION.events.register("before-send", _sign_as_running_function, unique_id="sfn-mlops-run-as")
 
 
 @dataclass
@@ -50,8 +81,17 @@ class UnknownFunction(Exception):
 
 
 class LocalFunction:
-    def __init__(self, name: str, code_dir: Path, handler: str, environment: dict[str, str], **settings: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        code_dir: Path,
+        handler: str,
+        environment: dict[str, str],
+        principal: Principal | None = None,
+        **settings: Any,
+    ) -> None:
         self.name = name
+        self.principal = principal
         self.code_dir = code_dir
         self.module_name, self.handler_name = handler.rsplit(".", 1)
         self.environment = environment
@@ -83,6 +123,7 @@ class LocalFunction:
 
     def invoke(self, event: Any) -> Invocation:
         context = LambdaContext(self.name, memory_limit_in_mb=self.memory, timeout_seconds=self.timeout)
+        token = RUNNING_AS.set(self.principal)
         try:
             return Invocation(self._load()(event, context))
         except Exception as error:
@@ -95,6 +136,8 @@ class LocalFunction:
                 },
                 function_error="Unhandled",
             )
+        finally:
+            RUNNING_AS.reset(token)
 
 
 class LambdaRuntime:
@@ -125,12 +168,16 @@ class LambdaRuntime:
         name = function_name.split(":function:", 1)[-1]
         return name.split(":", 1)[0]
 
-    def invoke(self, function_name: str, payload: bytes) -> Invocation:
+    def is_provider(self, function_name: str) -> bool:
+        return self._name(function_name) in self.providers
+
+    def invoke(self, function_name: str, payload: bytes, caller: Principal | None = None) -> Invocation:
+        """Runs the function; a provider also learns who called it, to act with that principal's rights."""
         name = self._name(function_name)
         event = json.loads(payload) if payload else {}
         if name in self.providers:
             try:
-                return Invocation(self.providers[name](event))
+                return Invocation(self.providers[name](event, caller))
             except ProviderError as error:
                 return Invocation({"errorType": error.error, "errorMessage": error.cause}, function_error="Unhandled")
         if name not in self.functions:

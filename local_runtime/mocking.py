@@ -82,7 +82,7 @@ class MockConfig:
             }
         return copy
 
-    def answer(self, request: dict[str, Any]) -> Any:
+    def answer(self, request: dict[str, Any], caller: Any = None) -> Any:
         """The provider: the mocked response for this invocation of the state in this execution."""
         response_name = self.mocked_states(request["machine"], request["testCase"])[request["state"]]
         key = (request["executionArn"], request["state"])

@@ -22,12 +22,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from local_runtime import s3files
+from local_runtime.access import AccessControl, AccessDenied, Check, Principal, sagemaker_checks
 from local_runtime.lambdas import ProviderError
 from local_runtime.template import ACCOUNT, REGION
 
@@ -166,9 +168,30 @@ class Endpoint:
     modified: float = field(default_factory=time.time)
 
 
+# Step Functions manages these rules to learn when a .sync job ends; its role needs access to them.
+SYNC_RULES = {
+    "training": "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+    "transform": "StepFunctionsGetEventsForSageMakerTransformJobsRule",
+}
+
+
+def image_checks(image: str) -> list[Check]:
+    """What pulling a container image from ECR takes: a token, then the repository's layers."""
+    registry, _, repository = image.partition("/")
+    account, region = registry.split(".")[0], registry.split(".")[3] if registry.count(".") >= 3 else REGION
+    arn = f"arn:aws:ecr:{region}:{account}:repository/{repository.split(':')[0].split('@')[0]}"
+    return [
+        Check("ecr:GetAuthorizationToken", "*"),
+        *(Check(action, arn) for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")),
+    ]
+
+
 class LocalSageMaker:
-    def __init__(self, s3: Callable[[], Any], workdir: Path) -> None:
-        self._s3 = s3
+    """Jobs and endpoints act with the execution role they are given: S3, image pulls and logs."""
+
+    def __init__(self, client_as: Callable[[str, str, str], Any], access: AccessControl, workdir: Path) -> None:
+        self._client_as = client_as
+        self.access = access
         self.workdir = workdir
         self.jobs: dict[str, Job] = {}
         self.models: dict[str, dict[str, Any]] = {}
@@ -258,8 +281,20 @@ class LocalSageMaker:
             if job.process and job.process.poll() is None:
                 job.process.kill()
 
+    def _s3(self, role_arn: str) -> Any:
+        return self._client_as("s3", role_arn, "SageMaker")
+
+    def _pull(self, role_arn: str, image: str) -> None:
+        """The image pull SageMaker makes with the execution role before a container starts."""
+        try:
+            self.access.require(self.access.principal(role_arn, "SageMaker"), *image_checks(image))
+        except AccessDenied as denied:
+            raise RuntimeError(f"ClientError: Unable to pull image {image}: {denied}") from None
+
     def _run_training(self, job: Job) -> None:
         request = job.request
+        role = request["RoleArn"]
+        self._pull(role, request["AlgorithmSpecification"]["TrainingImage"])
         work = self.workdir / "training" / job.name
         model_dir, output_dir, code_dir = work / "model", work / "output", work / "code"
         for folder in (model_dir, output_dir / "data", work / "input" / "config"):
@@ -269,14 +304,14 @@ class LocalSageMaker:
         for channel in request.get("InputDataConfig", []):
             target = work / "input" / "data" / channel["ChannelName"]
             target.mkdir(parents=True, exist_ok=True)
-            s3files.download(self._s3(), channel["DataSource"]["S3DataSource"]["S3Uri"], target)
+            s3files.download(self._s3(role), channel["DataSource"]["S3DataSource"]["S3Uri"], target)
             channels[channel["ChannelName"]] = str(target)
         hyperparameters = {k: str(v) for k, v in request.get("HyperParameters", {}).items()}
         program = hyperparameters.get("sagemaker_program")
         submit = hyperparameters.get("sagemaker_submit_directory")
         if not program or not submit:
             raise RuntimeError("ClientError: script mode needs sagemaker_program and sagemaker_submit_directory")
-        s3files.extract_tarball(self._s3(), submit, code_dir)
+        s3files.extract_tarball(self._s3(role), submit, code_dir)
         user_hps = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
         (work / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
         env = {
@@ -323,7 +358,7 @@ class LocalSageMaker:
         archive = s3files.make_tarball(model_dir, work / "model.tar.gz")
         bucket, prefix = s3files.split_uri(request["OutputDataConfig"]["S3OutputPath"])
         key = f"{prefix.rstrip('/')}/{job.name}/output/model.tar.gz".lstrip("/")
-        self._s3().upload_file(str(archive), bucket, key)
+        self._s3(role).upload_file(str(archive), bucket, key)
         job.request = {**request, "ModelArtifacts": {"S3ModelArtifacts": f"s3://{bucket}/{key}"}}
 
     @staticmethod
@@ -377,10 +412,12 @@ class LocalSageMaker:
 
     # transform ---------------------------------------------------------------
     def _model_server(self, model_name: str, work: Path) -> ModelServer:
-        container = self.models[model_name]["PrimaryContainer"]
+        model = self.models[model_name]
+        container, role = model["PrimaryContainer"], model["ExecutionRoleArn"]
         environment = container.get("Environment", {})
-        model_dir = s3files.extract_tarball(self._s3(), container["ModelDataUrl"], work / "model")
-        code_dir = s3files.extract_tarball(self._s3(), environment["SAGEMAKER_SUBMIT_DIRECTORY"], work / "code")
+        self._pull(role, container["Image"])
+        model_dir = s3files.extract_tarball(self._s3(role), container["ModelDataUrl"], work / "model")
+        code_dir = s3files.extract_tarball(self._s3(role), environment["SAGEMAKER_SUBMIT_DIRECTORY"], work / "code")
         return ModelServer(
             model_dir, code_dir, environment.get("SAGEMAKER_PROGRAM", "inference.py"), work / "server.log"
         )
@@ -405,7 +442,7 @@ class LocalSageMaker:
         join = processing.get("JoinSource", "None") == "Input"
         out_bucket, out_prefix = s3files.split_uri(request["TransformOutput"]["S3OutputPath"])
         _, in_prefix = s3files.split_uri(source)
-        s3 = self._s3()
+        s3 = self._s3(self.models[request["ModelName"]]["ExecutionRoleArn"])
         bucket = s3files.split_uri(source)[0]
         for key in s3files.keys_under(s3, source):
             records = [
@@ -634,8 +671,10 @@ class LocalSageMaker:
         return server.invoke(body, content_type, accept)
 
     # .sync integrations ----------------------------------------------------------
-    def run_sync(self, kind: str, request: dict[str, Any]) -> dict[str, Any]:
+    def run_sync(self, kind: str, request: dict[str, Any], caller: Principal | None) -> dict[str, Any]:
         """What ``createTrainingJob.sync``/``createTransformJob.sync`` return: the final Describe* output."""
+        if caller is not None:
+            self._authorize_sync(kind, request, caller)
         try:
             if kind == "training":
                 self.op_CreateTrainingJob(request)
@@ -651,6 +690,26 @@ class LocalSageMaker:
             # AWS names this States.TaskFailed, a name reserved for the engine itself.
             raise ProviderError(f"SageMaker.{kind.title()}JobFailed", json.dumps(described, default=str))
         return described
+
+    def _authorize_sync(self, kind: str, request: dict[str, Any], caller: Principal) -> None:
+        """The permissions a .sync task needs: the job's Create and Describe, the role it passes, the event rule."""
+        operation = "TrainingJob" if kind == "training" else "TransformJob"
+        rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{SYNC_RULES[kind]}"
+        checks = [
+            *sagemaker_checks(f"Create{operation}", request),
+            *sagemaker_checks(f"Describe{operation}", request),
+            *(Check(action, rule) for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule")),
+        ]
+        for check in checks:
+            decision = self.access.check(caller, check)
+            if not decision.allowed:
+                events = check.action.startswith("events:")
+                service = "AmazonCloudWatchEvents" if events else "AmazonSageMaker"
+                raise ProviderError(
+                    "Events.AccessDeniedException" if events else "SageMaker.AmazonSageMakerException",
+                    f"{decision.message} (Service: {service}; Status Code: 400; Error Code: AccessDeniedException; "
+                    f"Request ID: {uuid.uuid4()}; Proxy: null)",
+                )
 
     def stop(self) -> None:
         for job in self.jobs.values():

@@ -10,12 +10,15 @@ thread, server and child process it started.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
 import tempfile
 import threading
 import time
+import uuid
+import zipfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,17 +26,28 @@ from typing import Any
 import boto3
 import requests
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from local_runtime.access import AccessControl, Principal
 from local_runtime.api import LocalApi, Route
 from local_runtime.gateway import Gateway
 from local_runtime.glue import LocalGlue
-from local_runtime.lambdas import LambdaRuntime, LocalFunction
+from local_runtime.lambdas import LambdaRuntime, LocalFunction, install_credential_hook
 from local_runtime.mocking import PROVIDER as MOCK_PROVIDER
 from local_runtime.mocking import MockConfig, MockConfigError
+from local_runtime.packaging import create_managed_bucket, s3_location, sam_package
+from local_runtime.roles import managed_policy_documents, transformed_resources
 from local_runtime.sagemaker import LocalSageMaker
-from local_runtime.template import ACCOUNT, REGION, Template, UnsupportedTemplate, load_template
+from local_runtime.template import (
+    ACCOUNT,
+    REGION,
+    Template,
+    UnsupportedTemplate,
+    is_custom_resource,
+    load_template,
+)
 
 # .sync integrations moto's engine cannot run, and the local provider that stands in for each.
 SYNC_PROVIDERS = {
@@ -41,7 +55,13 @@ SYNC_PROVIDERS = {
     "arn:aws:states:::sagemaker:createTransformJob.sync": "local-sagemaker-createTransformJob-sync",
     "arn:aws:states:::glue:startJobRun.sync": "local-glue-startJobRun-sync",
 }
+RESPONSES_BUCKET = "cloudformation-custom-resource-response-useast1"
+log = logging.getLogger(__name__)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+class DeployFailed(Exception):
+    """A resource could not be created; the stack would roll back on AWS."""
 
 
 class _QuietHandler(MotoRequestHandler):
@@ -80,16 +100,18 @@ class LocalStack:
         self.overrides = {"NotificationEmail": "reviewer@example.com", **(overrides or {})}
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="sfn-mlops-local-"))
+        self.access = AccessControl()
         self.lambdas = LambdaRuntime()
-        self.sagemaker = LocalSageMaker(self._s3, self.workdir)
-        self.glue = LocalGlue(self._s3, self.workdir)
+        self.sagemaker = LocalSageMaker(self.client_as, self.access, self.workdir)
+        self.glue = LocalGlue(self.client_as, self.access, self.workdir)
         self.api_key = secrets.token_urlsafe(24)
         self.outputs: dict[str, str] = {}
         self.inbox_queue_urls: list[str] = []
         # Messages a caller has read from the inbox and wants to keep looking at.
         self.mail: list[dict[str, Any]] = []
         self._servers: list[_Server] = []
-        self._rules: list[tuple[str, str, dict[str, Any]]] = []
+        self._rules: list[tuple[str, str, dict[str, Any], str]] = []
+        self.stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack_name}/{uuid.uuid4()}"
         self._stopping = threading.Event()
         self._saved_env: dict[str, str | None] = {}
         self.template: Template | None = None
@@ -111,16 +133,21 @@ class LocalStack:
         self.close()
 
     def start(self) -> LocalStack:
+        install_credential_hook()
         handlers = {
-            "arn:aws:states:::sagemaker:createTrainingJob.sync": lambda r: self.sagemaker.run_sync("training", r),
-            "arn:aws:states:::sagemaker:createTransformJob.sync": lambda r: self.sagemaker.run_sync("transform", r),
+            "arn:aws:states:::sagemaker:createTrainingJob.sync": lambda r, c: self.sagemaker.run_sync("training", r, c),
+            "arn:aws:states:::sagemaker:createTransformJob.sync": lambda r, c: self.sagemaker.run_sync(
+                "transform", r, c
+            ),
             "arn:aws:states:::glue:startJobRun.sync": self.glue.run_sync,
         }
         for resource, provider in SYNC_PROVIDERS.items():
             self.lambdas.add_provider(provider, handlers[resource])
         self.lambdas.add_provider(MOCK_PROVIDER, self.mocks.answer)
         moto_app = DomainDispatcherApplication(create_backend_app)
-        gateway = Gateway(moto_app, self.lambdas, self.sagemaker, self.rewrite_definition, self.test_case_machine)
+        gateway = Gateway(
+            moto_app, self.lambdas, self.sagemaker, self.rewrite_definition, self.test_case_machine, self.access
+        )
         aws = _Server(gateway)
         self._servers.append(aws)
         self.endpoint_url = f"http://127.0.0.1:{aws.port}"
@@ -167,54 +194,132 @@ class LocalStack:
             os.environ[key] = value
 
     # --------------------------------------------------------------- clients
-    def client(self, service: str) -> Any:
+    def client(self, service: str, principal: Principal | None = None) -> Any:
+        """A client of the local endpoint, as the account's administrator or as ``principal``."""
+        credentials = principal.credentials if principal else {
+            "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "aws_session_token": CREDENTIALS["AWS_SESSION_TOKEN"],
+        }  # fmt: skip
         return boto3.client(
             service,
             region_name=REGION,
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"],
             config=Config(retries={"max_attempts": 2}),
+            **credentials,
         )
 
-    @cache  # noqa: B019 - one client per stack for the providers' S3 copies
-    def _s3(self) -> Any:
-        return self.client("s3")
+    @cache  # noqa: B019 - one client per role session, as a service holds one per job
+    def client_as(self, service: str, role_arn: str, session: str) -> Any:
+        return self.client(service, self.access.principal(role_arn, session))
 
     # ----------------------------------------------------------------- deploy
     def deploy(self) -> None:
-        template = load_template(self.root / "template.yaml", self.stack_name, self.overrides)
+        """Packages the template as `sam deploy` does, then creates what the packaged template declares."""
+        admin = self.client("s3")
+        self.packaging_bucket = create_managed_bucket(admin)
+        admin.create_bucket(Bucket=RESPONSES_BUCKET)  # CloudFormation's, for custom resource responses
+        packaged = sam_package(
+            self.root / "template.yaml",
+            self.packaging_bucket,
+            self.stack_name,
+            self.workdir / "packaged.yaml",
+            self.endpoint_url,
+            CREDENTIALS,
+        )
+        template = load_template(packaged, self.stack_name, self.overrides)
         self.template = template
         api_ids = template.of_type("AWS::Serverless::Api")
         for api in api_ids:
             template.physical_ids[f"{api}ApiKey"] = f"local-{api.lower()}-key"
+        generated = transformed_resources(template.body, template.parameters)
+        template.name_generated(generated)
+        self._generated = generated
         known = {
             "AWS::S3::Bucket": self._bucket,
             "AWS::S3::BucketPolicy": self._bucket_policy,
             "AWS::DynamoDB::Table": self._table,
             "AWS::SNS::Topic": self._topic,
             "AWS::Logs::LogGroup": self._log_group,
-            "AWS::IAM::Role": self._role,
+            "AWS::IAM::Role": lambda logical_id: None,  # every role, declared or generated, is made by _roles
             "AWS::CloudWatch::Alarm": self._alarm,
             "AWS::Glue::Job": self._glue_job,
             "AWS::Serverless::Api": lambda logical_id: None,  # served by _api once the functions exist
             "AWS::Serverless::Function": self._function,
             "AWS::Serverless::StateMachine": self._state_machine,
         }
-        unsupported = sorted({r["Type"] for r in template.resources.values()} - set(known))
+        types = {r["Type"] for r in template.resources.values()}
+        unsupported = sorted(t for t in types - set(known) if not is_custom_resource(t))
         if unsupported:
             raise UnsupportedTemplate(f"the local runtime cannot deploy {', '.join(unsupported)} yet")
+        self._roles(generated)
         for api in api_ids:
             self._api(api)
-        # The state machine goes last: its definition refers to everything else.
+        # Custom resources run once their functions exist; the state machine goes last, as its
+        # definition refers to everything else.
         wanted = [
             r for r, spec in template.resources.items() if template.conditions.get(spec.get("Condition", ""), True)
         ]
-        ordered = sorted(wanted, key=lambda r: template.resources[r]["Type"] == "AWS::Serverless::StateMachine")
-        for logical_id in ordered:
-            known[template.resources[logical_id]["Type"]](logical_id)
+
+        def stage(logical_id: str) -> int:
+            resource_type = template.resources[logical_id]["Type"]
+            return (
+                2 if resource_type == "AWS::Serverless::StateMachine" else 1 if is_custom_resource(resource_type) else 0
+            )
+
+        for logical_id in sorted(wanted, key=stage):
+            resource_type = template.resources[logical_id]["Type"]
+            (self._custom_resource if is_custom_resource(resource_type) else known[resource_type])(logical_id)
         self.outputs = {k: str(template.resolve(v["Value"])) for k, v in template.body.get("Outputs", {}).items()}
+
+    def _roles(self, generated: dict[str, dict[str, Any]]) -> None:
+        """Every role of the transformed template, in moto's IAM and in the local access control."""
+        assert self.template
+        iam = self.client("iam")
+        for logical_id, resource in generated.items():
+            if resource["Type"] == "AWS::Lambda::Permission":
+                props = self.template.resolve(resource["Properties"])
+                function = props["FunctionName"]
+                statement = {"Effect": "Allow", "Principal": {"Service": props["Principal"]},
+                             "Action": props["Action"], "Resource": self._function_arn(function)}  # fmt: skip
+                if "SourceArn" in props:
+                    statement["Condition"] = {"ArnLike": {"aws:SourceArn": props["SourceArn"]}}
+                self.access.allow_function_invoke(function, statement)
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            props = self.template.resolve(resource.get("Properties", {}))
+            name = self.template.physical_ids[logical_id]
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
+            documents = []
+            for policy in props.get("Policies", []):
+                # SAM's generated policies leave out Version; IAM then reads them as 2012-10-17.
+                document = {"Version": "2012-10-17", **policy["PolicyDocument"]}
+                iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document))
+                documents.append(document)
+            for arn in props.get("ManagedPolicyArns", []):
+                if arn not in managed_policy_documents:
+                    log.warning("managed policy %s is unknown to the local runtime; it grants nothing here", arn)
+                    continue
+                documents.append(managed_policy_documents[arn])
+            self.access.add_role(self._role_arn(logical_id), documents)
+
+    def _role_arn(self, logical_id: str) -> str:
+        assert self.template
+        return f"arn:aws:iam::{ACCOUNT}:role/{self.template.physical_ids[logical_id]}"
+
+    @staticmethod
+    def _function_arn(name_or_arn: str) -> str:
+        return (
+            name_or_arn
+            if name_or_arn.startswith("arn:")
+            else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name_or_arn}"
+        )
+
+    def _execution_role(self, logical_id: str) -> str:
+        """A function's or state machine's role: the one it names, or the one SAM generates for it."""
+        assert self.template
+        declared = self.template.properties(logical_id).get("Role")
+        return declared or self._role_arn(f"{logical_id}Role")
 
     def _bucket(self, logical_id: str) -> None:
         assert self.template
@@ -239,18 +344,17 @@ class LocalStack:
             )
 
     def _bucket_policy(self, logical_id: str) -> None:
-        """Applies the policy, less TLS-only statements: the local endpoint is plain HTTP on loopback."""
+        """The local access control evaluates the whole policy, with aws:SecureTransport true (see README).
+        moto would read the loopback's plain HTTP as insecure, so it gets the policy less TLS-only statements."""
         assert self.template
         props = self.template.properties(logical_id)
         document = props["PolicyDocument"]
-        kept = [
-            statement
-            for statement in document["Statement"]
-            if "aws:SecureTransport" not in json.dumps(statement.get("Condition", {}))
-        ]
+        self.access.bucket_policies[props["Bucket"]] = document
+        kept = [s for s in document["Statement"] if "aws:SecureTransport" not in json.dumps(s.get("Condition", {}))]
         if kept:
-            policy = json.dumps({**document, "Statement": kept})
-            self.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=policy)
+            self.client("s3").put_bucket_policy(
+                Bucket=props["Bucket"], Policy=json.dumps({**document, "Statement": kept})
+            )
 
     def _table(self, logical_id: str) -> None:
         assert self.template
@@ -288,17 +392,6 @@ class LocalStack:
         assert self.template
         self.client("logs").create_log_group(logGroupName=self.template.physical_ids[logical_id])
 
-    def _role(self, logical_id: str) -> None:
-        assert self.template
-        props = self.template.properties(logical_id)
-        iam = self.client("iam")
-        name = self.template.physical_ids[logical_id]
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
-        for policy in props.get("Policies", []):
-            iam.put_role_policy(
-                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
-            )
-
     def _alarm(self, logical_id: str) -> None:
         assert self.template
         props = self.template.properties(logical_id)
@@ -309,28 +402,68 @@ class LocalStack:
     def _glue_job(self, logical_id: str) -> None:
         assert self.template
         props = self.template.properties(logical_id)
-        script = self.root / props["Command"]["ScriptLocation"]
         self.client("glue").create_job(
             Name=props["Name"],
             Role=props["Role"],
-            Command={**props["Command"], "ScriptLocation": f"file://{script}"},
+            Command=props["Command"],
             GlueVersion=props.get("GlueVersion", "5.0"),
-        )
-        self.glue.add_job(props["Name"], script)
+            **{k: props[k] for k in ("Description", "DefaultArguments", "Timeout", "MaxRetries",
+                                     "WorkerType", "NumberOfWorkers", "ExecutionProperty") if k in props},
+        )  # fmt: skip
+        self.glue.add_job(props["Name"], props["Command"]["ScriptLocation"], props["Role"])
 
     def _function(self, logical_id: str) -> None:
+        """The function runs the code `sam package` uploaded, unzipped as Lambda unzips it."""
         assert self.template
         settings = self.template.function_settings(logical_id)
+        name = self.template.physical_ids[logical_id]
+        bucket, key = s3_location(settings["CodeUri"])
+        code_dir = self.workdir / "lambda" / name
+        archive = self.workdir / "lambda" / f"{name}.zip"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        self.client("s3").download_file(bucket, key, str(archive))
+        with zipfile.ZipFile(archive) as package:
+            package.extractall(code_dir)
         function = LocalFunction(
-            self.template.physical_ids[logical_id],
-            self.root / settings["CodeUri"],
+            name,
+            code_dir,
             settings["Handler"],
             settings["Environment"]["Variables"],
+            principal=self.access.principal(self._execution_role(logical_id), name),
             **settings,
         )
         self.lambdas.add(function)
         # Handlers read their configuration from os.environ, which the process shares.
         self._set_env(function.environment)
+
+    def _custom_resource(self, logical_id: str) -> None:
+        """CloudFormation's custom resource contract: invoke the ServiceToken, wait for the PUT to ResponseURL."""
+        assert self.template
+        props = self.template.properties(logical_id)
+        s3 = self.client("s3")
+        request_id = str(uuid.uuid4())
+        key = f"{self.stack_name}/{logical_id}/{request_id}"
+        event = {
+            "RequestType": "Create",
+            "ServiceToken": props["ServiceToken"],
+            "ResponseURL": s3.generate_presigned_url(
+                "put_object", Params={"Bucket": RESPONSES_BUCKET, "Key": key}, ExpiresIn=7200
+            ),
+            "StackId": self.stack_id,
+            "RequestId": request_id,
+            "LogicalResourceId": logical_id,
+            "ResourceType": self.template.resources[logical_id]["Type"],
+            "ResourceProperties": props,
+        }
+        result = self.lambdas.invoke(props["ServiceToken"], json.dumps(event).encode())
+        try:
+            response = json.loads(s3.get_object(Bucket=RESPONSES_BUCKET, Key=key)["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            raise DeployFailed(f"{logical_id}: the custom resource sent no response ({result.payload})") from None
+        if response.get("Status") != "SUCCESS":
+            raise DeployFailed(f"{logical_id}: CREATE_FAILED: {response.get('Reason')}")
+        self.template.physical_ids[logical_id] = response.get("PhysicalResourceId", request_id)
+        self.template.attributes[logical_id] = {k: str(v) for k, v in (response.get("Data") or {}).items()}
 
     def _api(self, logical_id: str) -> None:
         assert self.template
@@ -354,7 +487,9 @@ class LocalStack:
                         )
                     )
         stage = props["StageName"]
-        server = _Server(LocalApi(self.lambdas, stage, routes, self.api_key))
+        server = _Server(
+            LocalApi(self.lambdas, stage, routes, self.api_key, self.access, template.physical_ids[logical_id])
+        )
         self._servers.append(server)
         remote = f"https://{template.physical_ids[logical_id]}.execute-api.{REGION}.amazonaws.com"
         template.local_urls[remote] = f"http://127.0.0.1:{server.port}"
@@ -364,59 +499,67 @@ class LocalStack:
         assert self.template
         template = self.template
         props = template.properties(logical_id)
-        definition = (self.root / props["DefinitionUri"]).read_text()
-        for key, value in props.get("DefinitionSubstitutions", {}).items():
-            definition = definition.replace("${" + key + "}", str(value))
+        bucket, key = s3_location(props["DefinitionUri"])
+        definition = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        for name, value in props.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace("${" + name + "}", str(value))
         arn = template.physical_ids[logical_id]
+        role = self._execution_role(logical_id)
+        if self.access.engine_role not in (None, role):
+            raise UnsupportedTemplate("the local runtime runs state machines with different roles in separate stacks")
+        self.access.engine_role = role
         sfn = self.client("stepfunctions")
         sfn.create_state_machine(
-            name=arn.rsplit(":", 1)[1],
-            definition=definition,
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.stack_name}-{logical_id}-role",
-            type=props.get("Type", "STANDARD"),
+            name=arn.rsplit(":", 1)[1], definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
         )
         self.state_machine_arn = arn
+        self.state_machine_role = role
         for event_name, event in template.resources[logical_id].get("Properties", {}).get("Events", {}).items():
             event_props = template.resolve(event.get("Properties", {}))
+            event_role = self._role_arn(f"{logical_id}{event_name}Role")
             if event["Type"] == "EventBridgeRule":
-                self._rule(f"{self.stack_name}-{event_name}", arn, event_props)
+                self._rule(f"{self.stack_name}-{event_name}", arn, event_props, event_role)
             elif event["Type"] in ("ScheduleV2", "Schedule"):
                 self.client("scheduler").create_schedule(
                     Name=f"{self.stack_name}-{event_name}",
                     ScheduleExpression=event_props["ScheduleExpression"],
                     State=event_props.get("State", "ENABLED"),
                     FlexibleTimeWindow={"Mode": "OFF"},
-                    Target={
-                        "Arn": arn,
-                        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/scheduler",
-                        "Input": event_props.get("Input", "{}"),
-                    },
+                    Target={"Arn": arn, "RoleArn": event_role, "Input": event_props.get("Input", "{}")},
                 )
             else:
                 raise UnsupportedTemplate(f"state machine event type {event['Type']} is not supported locally")
 
-    def _rule(self, name: str, state_machine_arn: str, props: dict[str, Any]) -> None:
-        """The rule matches in moto's EventBridge; an SQS target hands matches to the delivery thread."""
+    def _rule(self, name: str, state_machine_arn: str, props: dict[str, Any], role_arn: str) -> None:
+        """The rule matches in moto's EventBridge; an SQS target hands matches to the delivery thread,
+        which starts executions with the rule's role, as EventBridge does."""
         events, sqs = self.client("events"), self.client("sqs")
         queue = sqs.create_queue(QueueName=f"{name}-delivery")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         events.put_rule(Name=name, EventPattern=json.dumps(props["Pattern"]), State="ENABLED")
         events.put_targets(Rule=name, Targets=[{"Id": "state-machine", "Arn": queue_arn}])
-        self._rules.append((queue, state_machine_arn, props.get("InputTransformer", {})))
+        self._rules.append((queue, state_machine_arn, props.get("InputTransformer", {}), role_arn))
 
     def _deliver_rule_events(self) -> None:
-        sqs, sfn = self.client("sqs"), self.client("stepfunctions")
+        sqs = self.client("sqs")
         while not self._stopping.is_set():
-            for queue, state_machine_arn, transformer in self._rules:
+            for queue, state_machine_arn, transformer, role_arn in self._rules:
                 try:
                     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
                 except Exception:
                     if self._stopping.is_set():
                         return
                     raise
+                sfn = self.client_as("stepfunctions", role_arn, "events")
                 for message in messages:
                     event = moto_s3_event_as_aws_sends_it(json.loads(message["Body"]))
-                    sfn.start_execution(stateMachineArn=state_machine_arn, input=transform_input(event, transformer))
+                    try:
+                        sfn.start_execution(
+                            stateMachineArn=state_machine_arn, input=transform_input(event, transformer)
+                        )
+                    except ClientError as error:
+                        # EventBridge drops an event its target refuses (no DLQ here) and counts a FailedInvocation.
+                        log.warning("rule %s could not start %s: %s", queue, state_machine_arn, error)
                     sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
             self._stopping.wait(0.1)
 
@@ -451,9 +594,7 @@ class LocalStack:
                 except MockConfigError as error:
                     raise ValueError(str(error)) from None
                 self._case_machines[arn_with_case] = sfn.create_state_machine(
-                    name=f"{name}--{case}"[:80],
-                    definition=json.dumps(rewritten),
-                    roleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.stack_name}-test-case-role",
+                    name=f"{name}--{case}"[:80], definition=json.dumps(rewritten), roleArn=self.state_machine_role
                 )["stateMachineArn"]
         return self._case_machines[arn_with_case]
 

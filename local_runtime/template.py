@@ -33,6 +33,8 @@ class Template:
     conditions: dict[str, bool] = field(default_factory=dict)
     # AWS URLs that have a local stand-in, such as an API's execute-api URL and its 127.0.0.1 server.
     local_urls: dict[str, str] = field(default_factory=dict)
+    # What custom resources returned as Data, for !GetAtt.
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -59,6 +61,12 @@ class Template:
         merged.update(own)
         merged["Environment"] = {"Variables": env}
         return merged
+
+    def name_generated(self, resources: dict[str, dict[str, Any]]) -> None:
+        """Physical ids for resources the SAM transform adds (function and event roles, permissions)."""
+        for logical_id, resource in resources.items():
+            if logical_id not in self.physical_ids:
+                self.physical_ids[logical_id] = _physical_id(self, logical_id, resource)
 
     # ---------------------------------------------------------------- intrinsics
     def resolve(self, value: Any) -> Any:
@@ -94,11 +102,23 @@ class Template:
             return self.parameters[name]
         if name in self.physical_ids:
             return self.physical_ids[name]
+        base, _, suffix = name.partition(".")
+        if suffix in ("Version", "Alias") and self.resources.get(base, {}).get("Type") == "AWS::Serverless::Function":
+            # SAM's AutoPublishAlias references; one local deploy publishes version 1.
+            qualifier = "1" if suffix == "Version" else "live"
+            return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.physical_ids[base]}:{qualifier}"
         raise UnsupportedTemplate(f"!Ref {name}: no parameter or resource with that name")
 
     def get_att(self, logical_id: str, attribute: str) -> str:
         resource_type = self.resources[logical_id]["Type"]
         physical = self.physical_ids[logical_id]
+        if is_custom_resource(resource_type):
+            try:
+                return self.attributes[logical_id][attribute]
+            except KeyError:
+                raise UnsupportedTemplate(
+                    f"!GetAtt {logical_id}.{attribute}: the custom resource returned no such Data"
+                ) from None
         arns = {
             "AWS::S3::Bucket": f"arn:aws:s3:::{physical}",
             "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{physical}",
@@ -129,6 +149,10 @@ class Template:
             return str(self.ref(expression))
 
         return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+
+def is_custom_resource(resource_type: str) -> bool:
+    return resource_type == "AWS::CloudFormation::CustomResource" or resource_type.startswith("Custom::")
 
 
 def _sub(template: Template, argument: Any) -> str:

@@ -30,7 +30,6 @@ SAMPLE = "5.9,3.0,5.1,1.8\n5.1,3.5,1.4,0.2"
 @pytest.fixture(scope="module")
 def stack():
     with LocalStack(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
-        actions.publish_model_code(local.client("s3"), local.outputs["ArtifactsBucketName"], ROOT / "model")
         local.full_data = pipeline.upload(local, "manual/iris-full.csv", pipeline.iris())
         yield local
 

@@ -1,0 +1,340 @@
+"""Who may do what on the local stack: every principal's calls are checked against its role's policies.
+
+Each role of the template (the ones it declares and the ones the SAM transform generates for functions,
+the state machine and its event sources) gets credentials of its own. Whoever calls with them, over
+HTTP or inside a local provider, is checked here with ``local_runtime.iam`` before the call is served:
+- the state machine role, for every task the engine runs (moto's engine signs as ``ak``);
+- each function's role, for the SDK calls its handler makes;
+- the SageMaker execution role, for the S3 reads and writes, image pulls and logs of jobs and endpoints;
+- the Glue job role, for the script and the data its job reads and writes;
+- the EventBridge and Scheduler roles, for ``states:StartExecution``.
+
+Any other credentials (the developer's own, the deploy's) act as the account's administrator.
+Every decision is recorded; ``report()`` lists each (principal, action, resource) and its outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from local_runtime.iam import Caller, Decision, Request, evaluate
+from local_runtime.template import ACCOUNT, REGION
+
+ENGINE_KEY = "ak"  # moto's ASL engine signs every call it makes with this access key
+CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/[^/]+/([^/]+)/aws4_request")
+
+
+@dataclass(frozen=True)
+class Principal:
+    role_arn: str
+    session: str
+    access_key: str
+
+    @property
+    def caller(self) -> Caller:
+        role_name = self.role_arn.rsplit("/", 1)[-1]
+        return Caller(f"arn:aws:sts::{ACCOUNT}:assumed-role/{role_name}/{self.session}", role_arn=self.role_arn)
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": "local-secret",
+            "aws_session_token": f"local-session-{self.access_key}",
+        }
+
+
+@dataclass(frozen=True)
+class Check:
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...] = ()
+
+
+class AccessDenied(Exception):
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.message)
+        self.decision = decision
+
+
+class AccessControl:
+    def __init__(self) -> None:
+        self.policies: dict[str, list[dict[str, Any]]] = {}
+        self.bucket_policies: dict[str, dict[str, Any]] = {}
+        self.function_policies: dict[str, dict[str, Any]] = {}
+        self.principals: dict[str, Principal] = {}
+        self.engine_role: str | None = None
+        self.decisions: dict[tuple[str, str, str], bool] = {}
+        self.unsupported: set[str] = set()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------- setup
+    def add_role(self, role_arn: str, policies: list[dict[str, Any]]) -> None:
+        self.policies[role_arn] = policies
+
+    def principal(self, role_arn: str, session: str) -> Principal:
+        """The credentials a service hands to code running as ``role_arn``."""
+        digest = hashlib.sha256(f"{role_arn}/{session}".encode()).hexdigest()[:16].upper()
+        principal = Principal(role_arn, session, f"ASIA{digest}")
+        self.principals[principal.access_key] = principal
+        return principal
+
+    def allow_function_invoke(self, function_name: str, statement: dict[str, Any]) -> None:
+        policy = self.function_policies.setdefault(function_name, {"Version": "2012-10-17", "Statement": []})
+        policy["Statement"].append(statement)
+
+    # ---------------------------------------------------------- decisions
+    def check(self, principal: Principal, check: Check, resource_policy: dict[str, Any] | None = None) -> Decision:
+        identity = self.policies.get(principal.role_arn, [])
+        request = Request(principal.caller, check.action, check.resource, dict(check.context))
+        decision = evaluate(request, identity, resource_policy or self._resource_policy(check))
+        self._record(principal.role_arn, check, decision)
+        return decision
+
+    def require(self, principal: Principal, *checks: Check) -> None:
+        for check in checks:
+            decision = self.check(principal, check)
+            if not decision.allowed:
+                raise AccessDenied(decision)
+
+    def check_service(self, service: str, source_arn: str, function_name: str, action: str, resource: str) -> Decision:
+        """A service principal (API Gateway) calling a function: only its resource policy can allow it."""
+        caller = Caller(service, service=service)
+        request = Request(caller, action, resource, {"aws:SourceArn": source_arn, "aws:SourceAccount": ACCOUNT})
+        decision = evaluate(request, [], self.function_policies.get(function_name))
+        self._record(service, Check(action, resource), decision)
+        return decision
+
+    def _record(self, who: str, check: Check, decision: Decision) -> None:
+        with self._lock:
+            key = (who, check.action, check.resource)
+            self.decisions[key] = self.decisions.get(key, True) and decision.allowed
+            self.unsupported.update(decision.unsupported)
+
+    def _resource_policy(self, check: Check) -> dict[str, Any] | None:
+        if check.action.startswith("s3:"):
+            bucket = check.resource.removeprefix("arn:aws:s3:::").split("/", 1)[0]
+            return self.bucket_policies.get(bucket)
+        return None
+
+    def caller_of(self, environ: dict[str, Any]) -> Principal | None:
+        """The principal behind a signed HTTP request, or None for the administrator."""
+        key, _ = credential_of(environ)
+        if key == ENGINE_KEY and self.engine_role:
+            return self.principal(self.engine_role, "StepFunctions")
+        return self.principals.get(key or "")
+
+    def report(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {"principal": who, "action": action, "resource": resource, "allowed": allowed}
+                for (who, action, resource), allowed in sorted(self.decisions.items())
+            ]
+
+    def report_text(self) -> str:
+        lines = [f"{'ALLOW' if r['allowed'] else 'DENY ':5}  {r['principal']}  {r['action']}  {r['resource']}"
+                 for r in self.report()]  # fmt: skip
+        lines += [f"UNSUPPORTED  {what} (never treated as allowing)" for what in sorted(self.unsupported)]
+        return "\n".join(lines)
+
+
+def credential_of(environ: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The access key and signing service of a SigV4 request (header or pre-signed query)."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    match = CREDENTIAL.search(header)
+    if match:
+        return match.group(1), match.group(2)
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    credential = unquote((query.get("X-Amz-Credential") or [""])[0])
+    parts = credential.split("/")
+    if len(parts) == 5:
+        return parts[0], parts[3]
+    return None, None
+
+
+# ------------------------------------------------------------------ what a request asks for
+def _arn(service: str, resource: str, region: str = REGION) -> str:
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource}"
+
+
+def checks_for(service: str, environ: dict[str, Any], body: bytes) -> list[Check] | None:
+    """The IAM actions and resources a request needs, or None when the local runtime cannot tell."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    request: dict[str, Any] = {}
+    if target and body:
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return None
+    operation = target.rsplit(".", 1)[-1] if target else ""
+    mapper = _MAPPERS.get(service)
+    if mapper is None:
+        return None
+    return mapper(operation, request, environ, body)
+
+
+def _dynamodb(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
+    tables: Iterable[str] = [request["TableName"]] if "TableName" in request else request.get("RequestItems", {})
+    return [Check(f"dynamodb:{operation}", _arn("dynamodb", f"table/{t}")) for t in tables]
+
+
+def _states(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
+    resource = request.get("stateMachineArn") or request.get("executionArn") or "*"
+    if "#" in resource:  # a mock-config test case runs on its machine's permissions
+        resource = resource.split("#", 1)[0]
+    return [Check(f"states:{operation}", resource)]
+
+
+_SAGEMAKER_NAMES = {
+    "TrainingJobName": "training-job",
+    "TransformJobName": "transform-job",
+    "ProcessingJobName": "processing-job",
+    "EndpointName": "endpoint",
+    "EndpointConfigName": "endpoint-config",
+    "ModelName": "model",
+}
+
+
+def sagemaker_checks(operation: str, request: dict[str, Any]) -> list[Check]:
+    """SageMaker authorizes a call on the resource it names (Create*/Update* on every one it names)."""
+    named = [(kind, request[field]) for field, kind in _SAGEMAKER_NAMES.items() if isinstance(request.get(field), str)]
+    if operation.startswith("Create"):
+        own = operation.removeprefix("Create")
+        named = [n for n in named if n[0].replace("-", "").lower() == own.lower()] or named[:1]
+    elif named:
+        named = named[:1]
+    checks = [Check(f"sagemaker:{operation}", _arn("sagemaker", f"{k}/{n.lower()}")) for k, n in named] or [
+        Check(f"sagemaker:{operation}", "*")
+    ]
+    role = request.get("RoleArn") or request.get("ExecutionRoleArn")
+    if role:
+        checks.append(Check("iam:PassRole", role, (("iam:PassedToService", "sagemaker.amazonaws.com"),)))
+    if request.get("Tags"):
+        checks += [Check("sagemaker:AddTags", c.resource) for c in checks if c.action.startswith("sagemaker:")]
+    return checks
+
+
+def _sagemaker(operation: str, request: dict[str, Any], environ: dict[str, Any], _: bytes) -> list[Check]:
+    match = re.match(r"^/endpoints/([^/]+)/invocations$", environ.get("PATH_INFO", ""))
+    if match:
+        return [Check("sagemaker:InvokeEndpoint", _arn("sagemaker", f"endpoint/{unquote(match.group(1)).lower()}"))]
+    return sagemaker_checks(operation, request)
+
+
+def _glue(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
+    name = request.get("JobName") or request.get("Name")
+    return [Check(f"glue:{operation}", _arn("glue", f"job/{name}") if name else "*")]
+
+
+def _logs(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
+    group = request.get("logGroupName")
+    if not group:
+        return [Check(f"logs:{operation}", "*")]
+    stream = request.get("logStreamName")
+    suffix = f":log-stream:{stream}" if stream and operation == "PutLogEvents" else ":*"
+    return [Check(f"logs:{operation}", _arn("logs", f"log-group:{group}{suffix}"))]
+
+
+def _events(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
+    name = request.get("Name") or request.get("Rule")
+    return [Check(f"events:{operation}", _arn("events", f"rule/{name}") if name else "*")]
+
+
+def _sqs(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
+    url = request.get("QueueUrl", "")
+    name = url.rstrip("/").rsplit("/", 1)[-1] if url else request.get("QueueName", "*")
+    return [Check(f"sqs:{operation}", _arn("sqs", name))]
+
+
+def _form(body: bytes) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+
+
+def _sns(operation: str, request: dict[str, Any], environ: dict[str, Any], body: bytes) -> list[Check]:
+    form = _form(body)
+    action = form.get("Action", "")
+    return [Check(f"sns:{action}", form.get("TopicArn") or form.get("TargetArn") or "*")]
+
+
+def _cloudwatch(operation: str, request: dict[str, Any], environ: dict[str, Any], body: bytes) -> list[Check]:
+    form = _form(body)
+    if not form and request:
+        form = {"Action": operation, "Namespace": request.get("Namespace", "")}
+    action = form.get("Action", operation)
+    context = (("cloudwatch:namespace", form["Namespace"]),) if "Namespace" in form else ()
+    return [Check(f"cloudwatch:{action}", "*", context)]
+
+
+def _lambda(operation: str, request: dict[str, Any], environ: dict[str, Any], _: bytes) -> list[Check] | None:
+    match = re.match(r"^/2015-03-31/functions/([^/]+)/invocations$", environ.get("PATH_INFO", ""))
+    if not match:
+        return None
+    name = unquote(match.group(1))
+    arn = name if name.startswith("arn:") else _arn("lambda", f"function:{name}")
+    return [Check("lambda:InvokeFunction", arn)]
+
+
+_LIST_PARAMETERS = {
+    "list-type",
+    "prefix",
+    "delimiter",
+    "encoding-type",
+    "continuation-token",
+    "max-keys",
+    "start-after",
+}
+
+
+def _s3(operation: str, request: dict[str, Any], environ: dict[str, Any], _: bytes) -> list[Check] | None:
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = unquote(environ.get("PATH_INFO", "")).lstrip("/")
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    bucket, _, key = path.partition("/")
+    if not bucket:
+        return None
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    context = (("aws:SecureTransport", "true"),)
+    if key:
+        object_arn = f"{bucket_arn}/{key}"
+        if method in ("GET", "HEAD"):
+            return [Check("s3:GetObjectVersion" if "versionId" in query else "s3:GetObject", object_arn, context)]
+        if method == "DELETE":
+            action = "s3:AbortMultipartUpload" if "uploadId" in query else "s3:DeleteObject"
+            return [Check(action, object_arn, context)]
+        if method in ("PUT", "POST"):
+            checks = [Check("s3:PutObject", object_arn, context)]
+            source = environ.get("HTTP_X_AMZ_COPY_SOURCE")
+            if source:
+                checks.append(Check("s3:GetObject", f"arn:aws:s3:::{unquote(source).lstrip('/')}", context))
+            return checks
+        return None
+    if method == "GET" and ("versions" in query):
+        return [Check("s3:ListBucketVersions", bucket_arn, context)]
+    if method in ("GET", "HEAD") and not set(query) - _LIST_PARAMETERS:
+        prefix = (query.get("prefix") or [""])[0]
+        return [Check("s3:ListBucket", bucket_arn, (*context, ("s3:prefix", prefix)))]
+    if method == "POST" and "delete" in query:
+        return [Check("s3:DeleteObject", f"{bucket_arn}/*", context)]
+    return None
+
+
+_MAPPERS: dict[str, Any] = {
+    "dynamodb": _dynamodb,
+    "states": _states,
+    "sagemaker": _sagemaker,
+    "glue": _glue,
+    "logs": _logs,
+    "events": _events,
+    "sqs": _sqs,
+    "sns": _sns,
+    "monitoring": _cloudwatch,
+    "lambda": _lambda,
+    "s3": _s3,
+}

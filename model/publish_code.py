@@ -1,0 +1,84 @@
+"""Deploy-time custom resource: publishes this folder as the source tarball SageMaker script mode loads.
+
+`sam package` uploads this folder as the publisher function's code, so the function holds exactly the
+training and serving code of the deploy. On Create and Update it packs that code reproducibly, puts it
+in the artifacts bucket under a key that carries its SHA-256, and returns the S3 URI; the template
+hands that URI to the workflow. Unchanged code gives the same key, so a redeploy rewrites nothing new,
+and a run in flight keeps the code it started with.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import urllib.request
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+HERE = Path(__file__).resolve().parent
+PUBLISHED = ("train.py", "inference.py")
+
+
+def source_tarball(folder: Path, names: tuple[str, ...] = PUBLISHED) -> bytes:
+    """A gzipped tar of the named files whose bytes depend only on their contents."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(names):
+            data = (folder / name).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def code_key(prefix: str, tarball: bytes) -> str:
+    return f"{prefix.rstrip('/')}/model-source-{hashlib.sha256(tarball).hexdigest()[:16]}.tar.gz"
+
+
+@cache
+def _s3() -> Any:
+    return boto3.client("s3")
+
+
+def _respond(event: dict[str, Any], status: str, physical_id: str, data: dict[str, str], reason: str = "") -> None:
+    """CloudFormation waits for this PUT to the pre-signed ResponseURL, not for the return value."""
+    body = json.dumps(
+        {
+            "Status": status,
+            "Reason": reason or status,
+            "PhysicalResourceId": physical_id,
+            "StackId": event["StackId"],
+            "RequestId": event["RequestId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "Data": data,
+        }
+    ).encode()
+    url = event["ResponseURL"]
+    if not url.startswith(("https://", "http://127.0.0.1:")):
+        raise ValueError("ResponseURL must be CloudFormation's pre-signed HTTPS URL")
+    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310 - checked above
+        reply.read()
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> None:
+    properties = event.get("ResourceProperties", {})
+    physical_id = event.get("PhysicalResourceId") or f"{properties.get('Bucket', 'unknown')}/model-source"
+    if event["RequestType"] == "Delete":
+        # Published versions stay: models in the registry still name the code that trained them.
+        _respond(event, "SUCCESS", physical_id, {})
+        return
+    try:
+        tarball = source_tarball(HERE)
+        key = code_key(properties.get("Prefix", "code/"), tarball)
+        _s3().put_object(Bucket=properties["Bucket"], Key=key, Body=tarball)
+    except Exception as error:  # every failure must reach CloudFormation, or the stack hangs for an hour
+        _respond(event, "FAILED", physical_id, {}, reason=f"{type(error).__name__}: {error}")
+        return
+    _respond(event, "SUCCESS", physical_id, {"Uri": f"s3://{properties['Bucket']}/{key}", "Key": key})
