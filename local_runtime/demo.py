@@ -174,6 +174,10 @@ class Demo:
         for row in models:
             table.add_row(*(str(v) for v in row))
         self.console.print(table)
+        report = self.output_dir / "access-report.txt"
+        report.write_text(stack.access.report_text() + "\n")
+        denied = sum(not r["allowed"] for r in stack.access.report())
+        self.console.print(f"IAM: every call checked against its role; {denied} denied. Access report: {report}")
         artifacts = stack.outputs["ArtifactsBucketName"]
         self.console.print(f"Artifacts: s3://{artifacts}/runs/<run>/(data|model|test-predictions)/ in the local S3")
         url = stack.outputs["PredictUrl"]

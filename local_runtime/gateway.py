@@ -29,6 +29,13 @@ LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 ENDPOINT_INVOKE = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
 StartResponse = Callable[..., Any]
+# Step Functions' messages for a task token that cannot take an outcome.
+TASK_ERRORS = {
+    "TaskTimedOut": "Task Timed Out: 'Provided task does not exist anymore'",
+    "TaskDoesNotExist": "Task does not exist anymore",
+    "InvalidToken": "Invalid Token: 'Invalid token'",
+}
+MAX_EXECUTION_INPUT = 256 * 1024
 
 
 def _respond(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
@@ -83,6 +90,14 @@ class Gateway:
                 self._replace_body(environ, request)
         if target == "AWSStepFunctions.StartExecution":
             request = json.loads(body)
+            if len(request.get("input", "").encode()) > MAX_EXECUTION_INPUT:
+                payload = {
+                    "__type": "ValidationException",
+                    "message": "1 validation error detected: Value at 'input' failed to satisfy constraint: "
+                    f"Member must have length less than or equal to {MAX_EXECUTION_INPUT}",
+                }
+                headers = {"Content-Type": "application/x-amz-json-1.0"}
+                return _respond(start_response, 400, json.dumps(payload).encode(), headers)
             # Step Functions names unnamed executions with a UUID; moto would name them "None".
             request["name"] = request.get("name") or str(uuid.uuid4())
             if "#" in request.get("stateMachineArn", ""):
@@ -94,8 +109,8 @@ class Gateway:
                     headers = {"Content-Type": "application/x-amz-json-1.0"}
                     return _respond(start_response, 400, json.dumps(payload).encode(), headers)
             self._replace_body(environ, request)
-        if target == "AWSStepFunctions.SendTaskFailure" and self._send_task_failure(json.loads(body)):
-            return _respond(start_response, 200, b"{}", {"Content-Type": "application/x-amz-json-1.0"})
+        if target in ("AWSStepFunctions.SendTaskSuccess", "AWSStepFunctions.SendTaskFailure"):
+            return self._send_task_outcome(target, json.loads(body or b"{}"), start_response)
         return self.moto_app(environ, start_response)
 
     @staticmethod
@@ -195,14 +210,22 @@ class Gateway:
         return _respond(start_response, 200, reply, headers)
 
     @staticmethod
-    def _send_task_failure(request: dict[str, Any]) -> bool:
-        """Delivers the failure with its cause; on any error moto answers the request itself."""
+    def _send_task_outcome(target: str, request: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """Delivers a task outcome (with the failure's cause, which moto's parser drops), answering a token
+        that no longer waits with Step Functions' error, so a late decision is never reported as taken."""
         from moto.stepfunctions.responses import get_backend
 
+        backend = get_backend(ACCOUNT, REGION)
+        headers = {"Content-Type": "application/x-amz-json-1.0"}
         try:
-            get_backend(ACCOUNT, REGION).send_task_failure(
-                request["taskToken"], error=request.get("error"), cause=request.get("cause")
-            )
-        except Exception:
-            return False
-        return True
+            if target.endswith("SendTaskSuccess"):
+                backend.send_task_success(request.get("taskToken", ""), request.get("output", "{}"))
+            else:
+                backend.send_task_failure(
+                    request.get("taskToken", ""), error=request.get("error"), cause=request.get("cause")
+                )
+        except Exception as error:
+            code = getattr(error, "code", None) or type(error).__name__
+            payload = {"__type": code, "message": TASK_ERRORS.get(code, str(error))}
+            return _respond(start_response, 400, json.dumps(payload).encode(), headers)
+        return _respond(start_response, 200, b"{}", headers)

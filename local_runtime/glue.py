@@ -111,7 +111,7 @@ class LocalGlue:
         bucket, key = s3files.split_uri(job.script_location)
         script = folder / "script" / key.rsplit("/", 1)[-1]
         script.parent.mkdir(parents=True, exist_ok=True)
-        self._s3(job).download_file(bucket, key, str(script))
+        script.write_bytes(self._s3(job).get_object(Bucket=bucket, Key=key)["Body"].read())
         local_args, mirrored = self._mirror_arguments(job, arguments, folder / "s3")
         command = [sys.executable, str(script), "--JOB_NAME", job.name, "--JOB_RUN_ID", run_id]
         for name, value in local_args.items():

@@ -99,3 +99,37 @@ def test_two_functions_that_set_one_variable_differently_are_refused() -> None:
     runtime.add(LocalFunction("second", folder, "app.lambda_handler", {"SHARED": "x"}))
     with pytest.raises(ValueError, match="third and first set TABLE differently"):
         runtime.add(LocalFunction("third", folder, "app.lambda_handler", {"TABLE": "b"}))
+
+
+def test_a_task_token_nothing_waits_for_is_refused_with_step_functions_error(stack) -> None:
+    sfn = stack.client("stepfunctions")
+    for send in (
+        lambda: sfn.send_task_success(taskToken="no-such-token", output="{}"),
+        lambda: sfn.send_task_failure(taskToken="no-such-token", error="ModelRejected", cause="late"),
+    ):
+        with pytest.raises(sfn.exceptions.InvalidToken):
+            send()
+
+
+def test_execution_input_over_256_kib_is_refused_as_aws_refuses_it(stack) -> None:
+    sfn = stack.client("stepfunctions")
+    too_big = json.dumps({"trigger": "manual", "padding": "x" * (256 * 1024)})
+    with pytest.raises(sfn.exceptions.ClientError, match="Member must have length less than or equal to 262144"):
+        sfn.start_execution(stateMachineArn=stack.state_machine_arn, input=too_big)
+
+
+def test_the_deploy_packages_code_as_sam_package_does_and_publishes_the_model_code(stack) -> None:
+    s3 = stack.client("s3")
+    assert stack.packaging_bucket.startswith("aws-sam-cli-managed-default-samclisourcebucket-")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.packaging_bucket)["Contents"]]
+    assert keys and all(k.startswith(f"{stack.stack_name}/") for k in keys)
+    job = stack.client("glue").get_job(JobName="mlops-prepare-data")["Job"]
+    assert job["Command"]["ScriptLocation"].startswith(f"s3://{stack.packaging_bucket}/{stack.stack_name}/")
+    model_code = stack.template.attributes["ModelCode"]["Uri"]
+    bucket, key = model_code.removeprefix("s3://").split("/", 1)
+    assert bucket == stack.outputs["ArtifactsBucketName"] and key.startswith("code/model-source-")
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
+        assert sorted(tar.getnames()) == ["inference.py", "train.py"]

@@ -137,3 +137,24 @@ def test_wrong_feature_count_is_reported_as_invalid_input(inference, trained_mod
         inference.predict_fn(inference.input_fn("5.9,3.0,5.1,1.8", "text/csv"), model)
     with pytest.raises(ValueError, match="invalid input: unsupported content type"):
         inference.input_fn("x", "application/x-npy")
+
+
+def _publisher():
+    spec = importlib.util.spec_from_file_location("model_publish_code", ROOT / "model" / "publish_code.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_published_model_code_is_reproducible_and_named_by_its_content(tmp_path) -> None:
+    publisher = _publisher()
+    first = publisher.source_tarball(ROOT / "model")
+    assert publisher.source_tarball(ROOT / "model") == first  # no timestamps: same code, same bytes, same key
+    key = publisher.code_key("code/", first)
+    assert re.fullmatch(r"code/model-source-[0-9a-f]{16}\.tar\.gz", key)
+    changed = tmp_path / "model"
+    changed.mkdir()
+    for name in publisher.PUBLISHED:
+        (changed / name).write_text((ROOT / "model" / name).read_text() + "\n# changed\n")
+    assert publisher.code_key("code/", publisher.source_tarball(changed)) != key

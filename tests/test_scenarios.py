@@ -162,6 +162,13 @@ def test_unanswered_review_expires_and_the_link_says_so(stack, state) -> None:
     page = requests.get(link, timeout=10)
     assert page.status_code == 410 and "expired" in page.text
     _unchanged(stack, state)
+    # A decision that arrives after the timeout is refused by Step Functions itself, as on AWS.
+    approvals = stack.outputs.get("ApprovalsTableName") or stack.template.physical_ids["ApprovalsTable"]
+    item = stack.client("dynamodb").get_item(TableName=approvals, Key={"approvalId": {"S": link.rsplit("/", 1)[1]}})
+    sfn = stack.client("stepfunctions")
+    with pytest.raises(sfn.exceptions.ClientError) as late:
+        sfn.send_task_failure(taskToken=item["Item"]["taskToken"]["S"], error="ModelRejected", cause="too late")
+    assert late.value.response["Error"]["Code"] in ("TaskTimedOut", "TaskDoesNotExist")
 
 
 def test_training_script_failure_is_reported_with_the_sagemaker_reason(stack, state) -> None:
@@ -279,3 +286,19 @@ def test_concurrent_predictions_survive_an_endpoint_update(stack, state) -> None
         worker.join()
     assert failures == []
     assert pipeline.output(stack, arn)["outcome"] == "deployed"
+
+
+def test_every_call_the_runs_made_was_allowed_by_the_templates_own_policies(stack) -> None:
+    """The access report of all the runs above: each principal had what it used, and nothing was guessed."""
+    report = stack.access.report()
+    assert [r for r in report if not r["allowed"]] == []
+    assert stack.access.unsupported == set()
+    used = {r["action"] for r in report}
+    assert {
+        "lambda:InvokeFunction", "dynamodb:PutItem", "sns:Publish", "glue:StartJobRun", "iam:PassRole",
+        "sagemaker:CreateTrainingJob", "events:PutRule", "ecr:BatchGetImage", "s3:GetObject", "s3:PutObject",
+        "states:SendTaskSuccess", "states:StartExecution", "sagemaker:InvokeEndpoint",
+    } <= used  # fmt: skip
+    roles = {r["principal"].split(":role/")[-1].split("-")[-2] for r in report if ":role/" in r["principal"]}
+    assert {"MlopsStateMachineRole", "GlueJobRole", "SageMakerExecutionRole", "AccuracyGateFunctionRole",
+            "ApprovalApiFunctionRole", "PredictFunctionRole", "MlopsStateMachineNewRawDataRole"} <= roles  # fmt: skip
