@@ -57,6 +57,8 @@ class Gateway:
         access: AccessControl,
     ) -> None:
         self.access = access
+        # Definitions as their callers created them, by machine name: the .sync mapping stays invisible.
+        self.definitions: dict[str, str] = {}
         self.moto_app = moto_app
         self.lambdas = lambdas
         self.sagemaker = sagemaker
@@ -86,8 +88,11 @@ class Gateway:
             request = json.loads(body)
             if "definition" in request:
                 name = request.get("name") or request.get("stateMachineArn", "").rsplit(":", 1)[-1]
+                self.definitions[name] = request["definition"]
                 request["definition"] = self.rewrite_definition(name, request["definition"])
                 self._replace_body(environ, request)
+        if target in ("AWSStepFunctions.DescribeStateMachine", "AWSStepFunctions.DescribeStateMachineForExecution"):
+            return self._as_created(environ, start_response)
         if target == "AWSStepFunctions.StartExecution":
             request = json.loads(body)
             if len(request.get("input", "").encode()) > MAX_EXECUTION_INPUT:
@@ -112,6 +117,24 @@ class Gateway:
         if target in ("AWSStepFunctions.SendTaskSuccess", "AWSStepFunctions.SendTaskFailure"):
             return self._send_task_outcome(target, json.loads(body or b"{}"), start_response)
         return self.moto_app(environ, start_response)
+
+    def _as_created(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """moto's answer, with the definition the caller registered rather than the locally mapped one."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            captured.update(status=status, headers=headers)
+
+        body = b"".join(self.moto_app(environ, capture))
+        status = int(captured["status"].split()[0])
+        headers = {k: v for k, v in captured["headers"] if k.lower() != "content-length"}
+        if status == 200:
+            described = json.loads(body)
+            name = described.get("name") or described.get("stateMachineArn", "").rsplit(":", 1)[-1]
+            if name in self.definitions:
+                described["definition"] = self.definitions[name]
+            body = json.dumps(described).encode()
+        return _respond(start_response, status, body, headers)
 
     @staticmethod
     def _replace_body(environ: dict[str, Any], request: dict[str, Any]) -> None:
@@ -225,7 +248,9 @@ class Gateway:
                     request.get("taskToken", ""), error=request.get("error"), cause=request.get("cause")
                 )
         except Exception as error:
-            code = getattr(error, "code", None) or type(error).__name__
+            # moto's own errors carry the name in TYPE (their ``code`` is the HTTP status).
+            names = (getattr(error, "TYPE", None), getattr(error, "code", None), type(error).__name__)
+            code = next(name for name in names if isinstance(name, str))
             payload = {"__type": code, "message": TASK_ERRORS.get(code, str(error))}
             return _respond(start_response, 400, json.dumps(payload).encode(), headers)
         return _respond(start_response, 200, b"{}", headers)

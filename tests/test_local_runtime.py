@@ -133,3 +133,15 @@ def test_the_deploy_packages_code_as_sam_package_does_and_publishes_the_model_co
 
     with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
         assert sorted(tar.getnames()) == ["inference.py", "train.py"]
+
+
+def test_describe_state_machine_returns_the_definition_as_created(stack) -> None:
+    sfn = stack.client("stepfunctions")
+    definition = sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"]
+    assert "arn:aws:states:::sagemaker:createTrainingJob.sync" in definition
+    assert "arn:aws:states:::glue:startJobRun.sync" in definition
+    assert "local-" not in definition
+    arn = pipeline.start(stack, {"bogus": "described"})
+    pipeline.finish(stack, arn)
+    for_execution = sfn.describe_state_machine_for_execution(executionArn=arn)
+    assert for_execution["definition"] == definition
