@@ -18,10 +18,10 @@ from report import say
 from local_runtime import actions
 from local_runtime.demo import HUMAN_STATES, SAMPLE, WORK_STATES, iris_csv, split_time
 from local_runtime.progress import follow
-from local_runtime.stack import LocalStack, wait_for
+from local_runtime.stack import LocalDeployment, wait_for
 
 
-def one_run(stack: LocalStack, number: int) -> dict[str, Any]:
+def one_run(stack: LocalDeployment, number: int) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
     known = stack.executions()
     started = time.perf_counter()
@@ -54,7 +54,7 @@ def one_run(stack: LocalStack, number: int) -> dict[str, Any]:
     }
 
 
-def main(stack: LocalStack, runs: int = 3) -> dict[str, Any]:
+def main(stack: LocalDeployment, runs: int = 3) -> dict[str, Any]:
     results = [one_run(stack, number) for number in range(1, runs + 1)]
     median = statistics.median(r["wall_seconds"] for r in results)
     middle = min(results, key=lambda r: abs(r["wall_seconds"] - median))

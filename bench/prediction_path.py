@@ -20,7 +20,7 @@ from report import say
 
 from local_runtime import s3files
 from local_runtime.demo import SAMPLE
-from local_runtime.stack import LocalStack
+from local_runtime.stack import LocalDeployment
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = SAMPLE.splitlines()[0]
@@ -47,11 +47,11 @@ def measure(call: Callable[[], None], requests_total: int, threads: int) -> dict
     }
 
 
-def main(stack: LocalStack, requests_total: int = 300, concurrency: tuple[int, ...] = (1, 4)) -> dict[str, Any]:
+def main(stack: LocalDeployment, requests_total: int = 300, concurrency: tuple[int, ...] = (1, 4)) -> dict[str, Any]:
     return {f"{threads}_threads": one_level(stack, requests_total, threads) for threads in concurrency}
 
 
-def one_level(stack: LocalStack, requests_total: int, threads: int) -> dict[str, Any]:
+def one_level(stack: LocalDeployment, requests_total: int, threads: int) -> dict[str, Any]:
     api_session = requests.Session()
     url, key = stack.outputs["PredictUrl"], stack.api_key
 

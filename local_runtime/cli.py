@@ -79,11 +79,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from local_runtime.stack import LocalStack
+    from local_runtime.stack import LocalDeployment
 
     log = ROOT / "demo-output" / "local-aws.log"
     console.print(f"Lambda and service logs: {log}")
-    with service_logs(log), LocalStack(ROOT, overrides=dict(kv.split("=", 1) for kv in args.parameter)) as stack:
+    with service_logs(log), LocalDeployment(ROOT, overrides=dict(kv.split("=", 1) for kv in args.parameter)) as stack:
         console.print(f"AWS endpoint: {stack.endpoint_url}\nAPI: {stack.api_url}\nAPI key: {stack.api_key}")
         console.print_json(json.dumps(stack.outputs))
         console.print(

@@ -19,7 +19,7 @@ from rich.table import Table
 from local_runtime import actions
 from local_runtime.graph import write_svg
 from local_runtime.progress import ExecutionView, StateRun, follow
-from local_runtime.stack import LocalStack
+from local_runtime.stack import LocalDeployment
 
 # Where the time goes: states whose duration is the work itself (Spark, training, scoring,
 # starting the endpoint), the human review, and everything else, which is orchestration.
@@ -69,7 +69,7 @@ class Demo:
 
     def run(self, rounds: int) -> list[RoundResult]:
         began = time.monotonic()
-        stack = LocalStack(self.root, overrides={"StatusPollSeconds": "1"})
+        stack = LocalDeployment(self.root, overrides={"StatusPollSeconds": "1"})
         try:
             with self.console.status("Starting AWS on localhost and deploying template.yaml..."):
                 stack.start()
@@ -86,7 +86,7 @@ class Demo:
         finally:
             stack.close()
 
-    def _round(self, stack: LocalStack, number: int) -> RoundResult:
+    def _round(self, stack: LocalDeployment, number: int) -> RoundResult:
         sfn = stack.client("stepfunctions")
         known = stack.executions()
         key = f"raw/iris-round-{number}.csv"
@@ -133,7 +133,7 @@ class Demo:
         else:
             self.console.print("Approving as the page's button would (HTTP POST through the local API)...")
 
-    def _summary(self, stack: LocalStack, result: RoundResult) -> None:
+    def _summary(self, stack: LocalDeployment, result: RoundResult) -> None:
         output, view = result.output, result.view
         table = Table(title=f"Round {result.number}: {output.get('outcome', view.status)}", show_lines=False)
         table.add_column("state")
@@ -161,7 +161,7 @@ class Demo:
         )
         self.console.print(f"Workflow picture: {picture}")
 
-    def _finish(self, stack: LocalStack, results: list[RoundResult]) -> None:
+    def _finish(self, stack: LocalDeployment, results: list[RoundResult]) -> None:
         registry = stack.client("dynamodb").scan(TableName=stack.outputs["ModelRegistryTableName"])["Items"]
         models = sorted(
             (i["sk"]["S"], i["status"]["S"], i.get("accuracy", {}).get("N"))

@@ -1,6 +1,6 @@
 """A local stack: starts AWS on localhost and deploys template.yaml into it.
 
-    with LocalStack(ROOT, overrides={"NotificationEmail": "me@example.com"}) as stack:
+    with LocalDeployment(ROOT, overrides={"NotificationEmail": "me@example.com"}) as stack:
         stack.client("s3").put_object(...)
 
 Everything listens on 127.0.0.1 on free ports, and ``close()`` (also on Ctrl-C) stops every
@@ -86,7 +86,9 @@ class _Server:
         self.thread.join(5)
 
 
-class LocalStack:
+class LocalDeployment:
+    """One deployment of a SAM template on this machine: the local AWS endpoint, then the template's resources."""
+
     def __init__(
         self,
         root: Path,
@@ -121,7 +123,7 @@ class LocalStack:
         self._case_lock = threading.Lock()
 
     # ------------------------------------------------------------- lifecycle
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> LocalDeployment:
         try:
             self.start()
         except BaseException:
@@ -132,7 +134,7 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self) -> LocalStack:
+    def start(self) -> LocalDeployment:
         install_credential_hook()
         handlers = {
             "arn:aws:states:::sagemaker:createTrainingJob.sync": lambda r, c: self.sagemaker.run_sync("training", r, c),

@@ -12,10 +12,10 @@ from botocore.exceptions import ClientError
 from local_runtime import actions
 from local_runtime.demo import iris_csv
 from local_runtime.progress import ExecutionView, follow
-from local_runtime.stack import LocalStack, wait_for
+from local_runtime.stack import LocalDeployment, wait_for
 
 
-def upload(stack: LocalStack, key: str, body: str) -> str:
+def upload(stack: LocalDeployment, key: str, body: str) -> str:
     stack.client("s3").put_object(Bucket=stack.outputs["DataBucketName"], Key=key, Body=body.encode())
     return f"s3://{stack.outputs['DataBucketName']}/{key}"
 
@@ -24,12 +24,12 @@ def iris(every: int = 1, extra_lines: list[str] | None = None) -> str:
     return iris_csv(every) + "".join(line + "\n" for line in extra_lines or [])
 
 
-def start(stack: LocalStack, run_input: dict[str, Any]) -> str:
+def start(stack: LocalDeployment, run_input: dict[str, Any]) -> str:
     sfn = stack.client("stepfunctions")
     return sfn.start_execution(stateMachineArn=stack.state_machine_arn, input=json.dumps(run_input))["executionArn"]
 
 
-def start_test_case(stack: LocalStack, case: str, run_input: dict[str, Any]) -> str:
+def start_test_case(stack: LocalDeployment, case: str, run_input: dict[str, Any]) -> str:
     """Starts a run of a mock-config test case, selected as with Step Functions Local: "<arn>#<case>"."""
     sfn = stack.client("stepfunctions")
     return sfn.start_execution(stateMachineArn=f"{stack.state_machine_arn}#{case}", input=json.dumps(run_input))[
@@ -41,7 +41,7 @@ CURRENT_TEST = "unknown test"
 MACHINE = ":execution:mlops-mlops"
 
 
-def finish(stack: LocalStack, execution_arn: str, timeout: float = 300) -> ExecutionView:
+def finish(stack: LocalDeployment, execution_arn: str, timeout: float = 300) -> ExecutionView:
     """Follows the execution to its end and records the states and branches it took."""
     view = follow(stack.client("stepfunctions"), execution_arn, poll_seconds=0.2, timeout=timeout)
     if MACHINE in execution_arn:
@@ -65,13 +65,13 @@ def path(view: ExecutionView) -> list[str]:
     return names
 
 
-def output(stack: LocalStack, execution_arn: str) -> dict[str, Any]:
+def output(stack: LocalDeployment, execution_arn: str) -> dict[str, Any]:
     return json.loads(
         stack.client("stepfunctions").describe_execution(executionArn=execution_arn).get("output") or "{}"
     )
 
 
-def wait_for_state(stack: LocalStack, execution_arn: str, state: str, timeout: float = 120) -> None:
+def wait_for_state(stack: LocalDeployment, execution_arn: str, state: str, timeout: float = 120) -> None:
     sfn = stack.client("stepfunctions")
 
     def entered() -> bool:
@@ -81,7 +81,7 @@ def wait_for_state(stack: LocalStack, execution_arn: str, state: str, timeout: f
     wait_for(entered, timeout, what=f"state {state!r}")
 
 
-def review_email(stack: LocalStack, timeout: float = 60) -> dict[str, Any]:
+def review_email(stack: LocalDeployment, timeout: float = 60) -> dict[str, Any]:
     """Waits for the review email and returns it; other messages read meanwhile are kept in ``stack.mail``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,21 +93,21 @@ def review_email(stack: LocalStack, timeout: float = 60) -> dict[str, Any]:
     raise TimeoutError("no review email arrived")
 
 
-def outcomes_mailed(stack: LocalStack) -> list[str]:
+def outcomes_mailed(stack: LocalDeployment) -> list[str]:
     stack.mail.extend(stack.read_inbox())
     return [
         m["MessageAttributes"]["outcome"]["Value"] for m in stack.mail if "outcome" in m.get("MessageAttributes", {})
     ]
 
 
-def registry(stack: LocalStack) -> dict[tuple[str, str], dict[str, Any]]:
+def registry(stack: LocalDeployment) -> dict[tuple[str, str], dict[str, Any]]:
     items = stack.client("dynamodb").scan(TableName=stack.outputs["ModelRegistryTableName"], ConsistentRead=True)[
         "Items"
     ]
     return {(i["pk"]["S"], i["sk"]["S"]): {k: next(iter(v.values())) for k, v in i.items()} for i in items}
 
 
-def endpoint(stack: LocalStack) -> dict[str, Any] | None:
+def endpoint(stack: LocalDeployment) -> dict[str, Any] | None:
     try:
         return stack.client("sagemaker").describe_endpoint(EndpointName=stack.outputs["EndpointName"])
     except ClientError:

@@ -9,7 +9,7 @@ import pytest
 from asl import ROOT
 
 from local_runtime import actions
-from local_runtime.stack import LocalStack
+from local_runtime.stack import LocalDeployment
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -30,7 +30,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalStack(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
+    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
         yield local
 
 

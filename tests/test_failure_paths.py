@@ -11,7 +11,7 @@ import pipeline
 import pytest
 from asl import ROOT
 
-from local_runtime.stack import LocalStack
+from local_runtime.stack import LocalDeployment
 
 FUNNEL = ["Give back data claim after failure", "Release lock after failure", "Notify failure", "Run failed"]
 DYNAMODB, SAGEMAKER, LAMBDA = (
@@ -40,7 +40,7 @@ FAILURES = [
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalStack(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
+    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
         yield local
 
 

@@ -13,7 +13,7 @@ import pytest
 from asl import ROOT
 from samtranslator.yaml_helper import yaml_parse
 
-from local_runtime.stack import LocalStack
+from local_runtime.stack import LocalDeployment
 
 FAILURE_TAIL = ["Give back data claim after failure", "Release lock after failure", "Notify failure", "Run failed"]
 
@@ -72,7 +72,7 @@ CASES = [
 def test_a_template_missing_a_needed_statement_fails_the_state_that_needs_it(
     tmp_path, removed, edit, state, error, permission, reached
 ) -> None:
-    with LocalStack(_without(edit, tmp_path), overrides={"StatusPollSeconds": "1"}) as stack:
+    with LocalDeployment(_without(edit, tmp_path), overrides={"StatusPollSeconds": "1"}) as stack:
         data = pipeline.upload(stack, "manual/iris.csv", pipeline.iris())
         arn = pipeline.start(stack, {"rawDataUri": data, "dataVersion": f"least-privilege/{state}"})
         view = pipeline.finish(stack, arn, timeout=180)

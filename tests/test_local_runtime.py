@@ -13,13 +13,13 @@ import pytest
 from asl import ROOT
 
 from local_runtime import actions
-from local_runtime.stack import LocalStack
+from local_runtime.stack import LocalDeployment
 from local_runtime.template import UnsupportedTemplate, load_template
 
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalStack(ROOT) as local:
+    with LocalDeployment(ROOT) as local:
         yield local
 
 

@@ -15,7 +15,7 @@ import requests
 from asl import ROOT
 
 from local_runtime import actions
-from local_runtime.stack import LocalStack
+from local_runtime.stack import LocalDeployment
 
 HEAD = ["Check run input", "Claim data version", "Take pipeline lock", "Prepare data", "Train candidate model",
         "Evaluate candidate", "Is the candidate good enough?"]  # fmt: skip
@@ -29,7 +29,7 @@ SAMPLE = "5.9,3.0,5.1,1.8\n5.1,3.5,1.4,0.2"
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalStack(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
+    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
         local.full_data = pipeline.upload(local, "manual/iris-full.csv", pipeline.iris())
         yield local
 
