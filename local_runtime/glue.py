@@ -41,12 +41,10 @@ class LocalGlue:
         self.access = access
         self.workdir = workdir
         self.jobs: dict[str, GlueJob] = {}
-        self.runs: dict[str, list[dict[str, Any]]] = {}
         self._running: set[subprocess.Popen[bytes]] = set()
 
     def add_job(self, name: str, script_location: str, role_arn: str) -> None:
         self.jobs[name] = GlueJob(name, script_location, role_arn)
-        self.runs[name] = []
 
     def _authorize(self, name: str, caller: Principal) -> None:
         job_arn = f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{name}"
@@ -75,7 +73,6 @@ class LocalGlue:
             "GlueVersion": "5.0",
             "Attempt": 0,
         }
-        self.runs[name].insert(0, run)
         try:
             code, log_text, mirrored = self._run_script(job, run_id, arguments)
         except ClientError as error:
