@@ -24,6 +24,7 @@ from local_runtime.stack import LocalDeployment, wait_for
 def one_run(stack: LocalDeployment, number: int) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
     known = stack.executions()
+    evaluations, evaluation_seconds = stack.access.evaluations, stack.access.evaluation_seconds
     started = time.perf_counter()
     stack.client("s3").put_object(
         Bucket=stack.outputs["DataBucketName"], Key=f"raw/bench-{number}.csv", Body=iris_csv(1).encode()
@@ -50,6 +51,8 @@ def one_run(stack: LocalDeployment, number: int) -> dict[str, Any]:
         "orchestration_seconds": measured - work,
         "orchestration_share": (measured - work) / measured,
         "states_entered": len(view.states),
+        "iam_evaluations": stack.access.evaluations - evaluations,
+        "iam_evaluation_seconds": stack.access.evaluation_seconds - evaluation_seconds,
         "per_state_seconds": per_state,
     }
 
@@ -64,6 +67,10 @@ def main(stack: LocalDeployment, runs: int = 3) -> dict[str, Any]:
         "median_run": middle,
         "orchestration_share_per_run": [r["orchestration_share"] for r in results],
         "target_orchestration_share": 0.10,
+        "iam_evaluations_per_run": middle["iam_evaluations"],
+        "iam_evaluation_seconds_per_run": middle["iam_evaluation_seconds"],
+        "iam_share_of_wall_time": middle["iam_evaluation_seconds"] / median,
+        "target_iam_share": 0.05,
     }
     say(f"Offline pipeline, S3 put -> endpoint answering, median of {runs} runs: {median:.2f}s")
     say(f"{'state':34} {'seconds':>8}  kind")
@@ -74,5 +81,9 @@ def main(stack: LocalDeployment, runs: int = 3) -> dict[str, Any]:
         f"work {middle['work_seconds']:.2f}s, orchestration {middle['orchestration_seconds']:.2f}s "
         f"({middle['orchestration_share']:.1%} of the run without the review; target < 10%), "
         f"automatic review {middle['review_seconds']:.2f}s"
+    )
+    say(
+        f"IAM evaluation: {middle['iam_evaluations']} decisions, {middle['iam_evaluation_seconds'] * 1000:.1f} ms "
+        f"per run ({summary['iam_share_of_wall_time']:.2%} of the wall time; target < 5%)"
     )
     return summary

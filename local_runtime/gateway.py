@@ -1,28 +1,36 @@
 """The WSGI layer in front of moto's server: one endpoint that speaks the AWS API to everyone.
 
 Requests go to moto unless they are one of the few things moto cannot do without AWS or Docker:
-- Lambda ``Invoke`` runs the handler in-process (``LambdaRuntime``);
-- SageMaker API calls and ``InvokeEndpoint`` go to ``LocalSageMaker``;
-- ``CreateStateMachine``/``UpdateStateMachine`` get their ``.sync`` Resources mapped to local
-  providers (the definition file on disk is never touched);
-- ``SendTaskFailure`` keeps its ``cause``, which moto's request parser drops.
+- Lambda ``Invoke`` runs the handler in-process (``LambdaRuntime``), honouring the invocation type;
+- SageMaker API calls and ``InvokeEndpoint`` go to ``LocalSageMaker``, Glue's job runs to ``LocalGlue``;
+- ``DescribeStacks`` answers for the local deployment;
+- ``CreateStateMachine``/``UpdateStateMachine`` get the Tasks moto's engine cannot run as AWS does
+  mapped to local providers, while ``DescribeStateMachine`` shows the definition as created;
+- ``SendTaskSuccess``/``SendTaskFailure`` answer a token no task waits on as Step Functions does, and
+  keep the failure's ``cause``, which moto's request parser drops.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from html import escape
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from local_runtime.access import AccessControl, Principal, checks_for, credential_of
+from local_runtime.cloudformation import StackDescription, describe_stacks
+from local_runtime.errors import ServiceError
+from local_runtime.glue import LocalGlue
 from local_runtime.iam import Decision
-from local_runtime.lambdas import LambdaRuntime, UnknownFunction
-from local_runtime.sagemaker import LocalSageMaker, SageMakerError
+from local_runtime.lambdas import LambdaRuntime
+from local_runtime.sagemaker import LocalSageMaker
 from local_runtime.template import ACCOUNT, REGION
 
 LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
@@ -38,11 +46,51 @@ TASK_ERRORS = {
 MAX_EXECUTION_INPUT = 256 * 1024
 
 
+class _Recording:
+    """start_response that also keeps the last successful response per operation the gateway answers itself,
+    so tests can check each against botocore's output shape."""
+
+    def __init__(self, start_response: StartResponse, operation: tuple[str, str], served: dict[Any, Any]) -> None:
+        self.start_response = start_response
+        self.operation = operation
+        self.served = served
+
+    def __call__(self, *args: Any) -> Any:
+        return self.start_response(*args)
+
+    def record(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        if 200 <= status < 300:
+            self.served[self.operation] = (status, headers, body)
+
+
+def _operation_of(environ: dict[str, Any], body: bytes) -> tuple[str, str]:
+    """(botocore service name, operation) of a request."""
+    path = environ.get("PATH_INFO", "")
+    if LAMBDA_INVOKE.match(path):
+        return "lambda", "Invoke"
+    if ENDPOINT_INVOKE.match(path):
+        return "sagemaker-runtime", "InvokeEndpoint"
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    prefixes = {"AWSStepFunctions": "stepfunctions", "SageMaker": "sagemaker", "AWSGlue": "glue"}
+    if "." in target and target.split(".", 1)[0] in prefixes:
+        return prefixes[target.split(".", 1)[0]], target.split(".", 1)[1]
+    if credential_of(environ)[1] == "cloudformation":
+        return "cloudformation", parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+    return "", path
+
+
+def _stepfunctions_backend() -> Any:
+    """moto's Step Functions backend, for what its HTTP API cannot say (task tokens, machine dates)."""
+    from moto.stepfunctions.responses import get_backend
+
+    return get_backend(ACCOUNT, REGION)
+
+
 def _respond(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
-    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 424: "Failed Dependency",
-               500: "Internal Server Error"}  # fmt: skip
     headers = {"x-amzn-RequestId": str(uuid.uuid4()), **headers, "Content-Length": str(len(body))}
-    start_response(f"{status} {reasons.get(status, 'Error')}", list(headers.items()))
+    start_response(f"{status} {HTTPStatus(status).phrase}", list(headers.items()))
+    if isinstance(start_response, _Recording):
+        start_response.record(status, headers, body)
     return [body]
 
 
@@ -52,9 +100,11 @@ class Gateway:
         moto_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
         lambdas: LambdaRuntime,
         sagemaker: LocalSageMaker,
+        glue: LocalGlue,
         rewrite_definition: Callable[[str, str], str],
         test_case_machine: Callable[[str], str],
         access: AccessControl,
+        stack: Callable[[], StackDescription],
     ) -> None:
         self.access = access
         # Definitions as their callers created them, by machine name: the .sync mapping stays invisible.
@@ -62,13 +112,19 @@ class Gateway:
         self.moto_app = moto_app
         self.lambdas = lambdas
         self.sagemaker = sagemaker
+        self.glue = glue
         self.rewrite_definition = rewrite_definition
         self.test_case_machine = test_case_machine
+        self.stack = stack
+        # (service, operation) -> (status, headers, body) of the last success a local provider answered.
+        self.served: dict[tuple[str, str], tuple[int, dict[str, str], bytes]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
+        operation = _operation_of(environ, body)
+        start_response = _Recording(start_response, operation, self.served)
         path = environ.get("PATH_INFO", "")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         method = environ.get("REQUEST_METHOD", "GET")
@@ -79,11 +135,17 @@ class Gateway:
                 return self._access_denied(environ, denied, start_response)
 
         if method == "POST" and (match := LAMBDA_INVOKE.match(path)):
-            return self._invoke_lambda(unquote(match.group(1)), body, start_response, caller)
+            return self._invoke_lambda(unquote(match.group(1)), body, environ, start_response, caller)
         if method == "POST" and (match := ENDPOINT_INVOKE.match(path)):
             return self._invoke_endpoint(unquote(match.group(1)), body, environ, start_response)
+        if operation == ("cloudformation", "DescribeStacks"):
+            requested = parse_qs(body.decode(errors="replace")).get("StackName", [""])[0]
+            status, xml = describe_stacks(self.stack(), requested)
+            return _respond(start_response, status, xml, {"Content-Type": "text/xml"})
         if target.startswith("SageMaker."):
-            return self._sagemaker(target.split(".", 1)[1], body, start_response)
+            return self._local_api(self.sagemaker.handle, target.split(".", 1)[1], body, start_response)
+        if target in ("AWSGlue.GetJobRun", "AWSGlue.GetJobRuns"):
+            return self._local_api(self.glue.handle, target.split(".", 1)[1], body, start_response)
         if target in ("AWSStepFunctions.CreateStateMachine", "AWSStepFunctions.UpdateStateMachine"):
             request = json.loads(body)
             if "definition" in request:
@@ -133,6 +195,13 @@ class Gateway:
             name = described.get("name") or described.get("stateMachineArn", "").rsplit(":", 1)[-1]
             if name in self.definitions:
                 described["definition"] = self.definitions[name]
+            if environ.get("HTTP_X_AMZ_TARGET", "").endswith("ForExecution"):
+                # moto answers with DescribeStateMachine's members; this operation has updateDate instead.
+                machine = _stepfunctions_backend().describe_state_machine(described["stateMachineArn"])
+                kept = ("stateMachineArn", "name", "definition", "roleArn", "loggingConfiguration",
+                        "tracingConfiguration", "label", "revisionId", "encryptionConfiguration")  # fmt: skip
+                described = {k: v for k, v in described.items() if k in kept}
+                described["updateDate"] = machine.update_date.timestamp()
             body = json.dumps(described).encode()
         return _respond(start_response, status, body, headers)
 
@@ -185,27 +254,66 @@ class Gateway:
         return _respond(start_response, 400, json.dumps(payload).encode(), headers)
 
     def _invoke_lambda(
-        self, function_name: str, body: bytes, start_response: StartResponse, caller: Principal | None = None
+        self,
+        function_name: str,
+        body: bytes,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        caller: Principal | None = None,
     ) -> list[bytes]:
-        try:
-            result = self.lambdas.invoke(function_name, body, caller)
-        except UnknownFunction:
+        """Lambda's Invoke, honouring the invocation type (RequestResponse, Event, DryRun) and log type."""
+        invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE") or "RequestResponse"
+        if not self.lambdas.exists(function_name):
             error = {
                 "Type": "User",
                 "message": f"Function not found: arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
             }
             headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "ResourceNotFoundException"}
             return _respond(start_response, 404, json.dumps(error).encode(), headers)
+        if invocation_type == "DryRun":
+            return _respond(start_response, 204, b"", {})
+        if self.lambdas.is_provider(function_name):
+            # A callback Task (see stack.as_provider_task): the outcome goes to its token, not into this reply.
+            threading.Thread(target=self._run_provider_task, args=(function_name, body, caller), daemon=True).start()
+            return _respond(start_response, 200, b"{}", {"Content-Type": "application/json"})
+        if invocation_type == "Event":
+            threading.Thread(target=self.lambdas.invoke, args=(function_name, body, caller), daemon=True).start()
+            return _respond(start_response, 202, b"", {})
+        result = self.lambdas.invoke(function_name, body, caller)
         headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
+        if environ.get("HTTP_X_AMZ_LOG_TYPE") == "Tail":
+            headers["X-Amz-Log-Result"] = base64.b64encode(result.log.encode()[-4096:]).decode()
         return _respond(start_response, 200, json.dumps(result.payload, default=str).encode(), headers)
 
-    def _sagemaker(self, operation: str, body: bytes, start_response: StartResponse) -> list[bytes]:
+    def _run_provider_task(self, function_name: str, body: bytes, caller: Principal | None) -> None:
+        """Runs a local provider for a callback Task and answers its token with the outcome."""
+        backend = _stepfunctions_backend()
+        envelope = json.loads(body)
+        try:
+            result = self.lambdas.invoke(function_name, json.dumps(envelope["request"]).encode(), caller)
+        except Exception as error:  # a provider bug must still end the task, not leave it waiting forever
+            backend.send_task_failure(envelope["taskToken"], error=type(error).__name__, cause=str(error))
+            return
+        if result.function_error:
+            error, cause = result.payload["errorType"], result.payload["errorMessage"]
+            backend.send_task_failure(envelope["taskToken"], error=error, cause=cause)
+        else:
+            backend.send_task_success(envelope["taskToken"], json.dumps(result.payload, default=str))
+
+    @staticmethod
+    def _local_api(
+        handle: Callable[[str, dict[str, Any]], dict[str, Any]],
+        operation: str,
+        body: bytes,
+        start_response: StartResponse,
+    ) -> list[bytes]:
+        """A JSON-protocol API call a local provider answers (SageMaker, Glue job runs)."""
         headers = {"Content-Type": "application/x-amz-json-1.1"}
         try:
-            result = self.sagemaker.handle(operation, json.loads(body or b"{}"))
-        except SageMakerError as error:
+            result = handle(operation, json.loads(body or b"{}"))
+        except ServiceError as error:
             payload = {"__type": error.code, "message": str(error)}
             return _respond(start_response, error.status, json.dumps(payload).encode(), headers)
         return _respond(start_response, 200, json.dumps(result, default=str).encode(), headers)
@@ -217,7 +325,7 @@ class Gateway:
         accept = environ.get("HTTP_ACCEPT") or content_type
         try:
             status, returned_type, reply = self.sagemaker.invoke_endpoint(name, body, content_type, accept)
-        except SageMakerError as error:
+        except ServiceError as error:
             headers = {"Content-Type": "application/json", "x-amzn-ErrorType": error.code}
             return _respond(start_response, error.status, json.dumps({"message": str(error)}).encode(), headers)
         if status != 200:
@@ -236,17 +344,17 @@ class Gateway:
     def _send_task_outcome(target: str, request: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         """Delivers a task outcome (with the failure's cause, which moto's parser drops), answering a token
         that no longer waits with Step Functions' error, so a late decision is never reported as taken."""
-        from moto.stepfunctions.responses import get_backend
-
-        backend = get_backend(ACCOUNT, REGION)
+        backend = _stepfunctions_backend()
         headers = {"Content-Type": "application/x-amz-json-1.0"}
+        token = request.get("taskToken", "")
         try:
+            refusal = token_refusal(backend, token)
+            if refusal:
+                raise TaskTokenRefused(refusal)
             if target.endswith("SendTaskSuccess"):
-                backend.send_task_success(request.get("taskToken", ""), request.get("output", "{}"))
+                backend.send_task_success(token, request.get("output", "{}"))
             else:
-                backend.send_task_failure(
-                    request.get("taskToken", ""), error=request.get("error"), cause=request.get("cause")
-                )
+                backend.send_task_failure(token, error=request.get("error"), cause=request.get("cause"))
         except Exception as error:
             # moto's own errors carry the name in TYPE (their ``code`` is the HTTP status).
             names = (getattr(error, "TYPE", None), getattr(error, "code", None), type(error).__name__)
@@ -254,3 +362,37 @@ class Gateway:
             payload = {"__type": code, "message": TASK_ERRORS.get(code, str(error))}
             return _respond(start_response, 400, json.dumps(payload).encode(), headers)
         return _respond(start_response, 200, b"{}", headers)
+
+
+class TaskTokenRefused(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+TASK_CLOSED = ("TaskSucceeded", "TaskFailed", "TaskTimedOut")
+
+
+def token_refusal(backend: Any, token: str) -> str | None:
+    """Step Functions' error for a token no task waits on, or None while its task waits.
+
+    moto accepts a SendTaskFailure for a task that already ended, even in a finished execution. On AWS the
+    token of a task that ended (answered, timed out, or its execution over) gets TaskTimedOut; one that no
+    task was ever given is an InvalidToken. The execution histories say which: the task received the token
+    in its parameters, and a later closing event of the same resource ends it.
+    """
+    for machine in list(backend.state_machines):
+        for execution in list(machine.executions):
+            events = backend.get_execution_history(execution.execution_arn)["events"]
+            for index, event in enumerate(events):
+                details = event.get("taskScheduledEventDetails")
+                if event["type"] != "TaskScheduled" or token not in (details or {}).get("parameters", ""):
+                    continue
+                closed = any(
+                    later["type"] in TASK_CLOSED
+                    and next(v for k, v in later.items() if k.endswith("EventDetails")).get("resource")
+                    == details.get("resource")
+                    for later in events[index + 1 :]
+                )
+                return "TaskTimedOut" if closed or execution.status != "RUNNING" else None
+    return "InvalidToken"

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from local_runtime import s3files
 from local_runtime.access import AccessControl, Check, Principal
+from local_runtime.errors import ServiceError
 from local_runtime.lambdas import ProviderError
 from local_runtime.template import ACCOUNT, REGION
 
@@ -41,6 +42,7 @@ class LocalGlue:
         self.access = access
         self.workdir = workdir
         self.jobs: dict[str, GlueJob] = {}
+        self.runs: dict[str, dict[str, Any]] = {}  # by run id, newest last
         self._running: set[subprocess.Popen[bytes]] = set()
 
     def add_job(self, name: str, script_location: str, role_arn: str) -> None:
@@ -73,6 +75,7 @@ class LocalGlue:
             "GlueVersion": "5.0",
             "Attempt": 0,
         }
+        self.runs[run_id] = run
         try:
             code, log_text, mirrored = self._run_script(job, run_id, arguments)
         except ClientError as error:
@@ -96,6 +99,19 @@ class LocalGlue:
             # AWS names this States.TaskFailed, a name reserved for the engine itself.
             raise ProviderError("Glue.JobRunFailed", json.dumps(run))
         return run
+
+    def handle(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        """GetJobRun and GetJobRuns for the runs the workflow made."""
+        name = request.get("JobName", "")
+        if name not in self.jobs:
+            raise ServiceError("EntityNotFoundException", f"Job with name: {name} not found")
+        runs = [run for run in reversed(self.runs.values()) if run["JobName"] == name]
+        if operation == "GetJobRuns":
+            return {"JobRuns": runs[: int(request.get("MaxResults", 100))]}
+        run = next((run for run in runs if run["Id"] == request.get("RunId")), None)
+        if run is None:
+            raise ServiceError("EntityNotFoundException", f"Job Run with id: {request.get('RunId')} not found")
+        return {"JobRun": run}
 
     def _s3(self, job: GlueJob) -> Any:
         return self._client_as("s3", job.role_arn, "GlueJobRunnerSession")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextvars
 import importlib.util
+import io
 import json
+import logging
 import re
 import sys
 import threading
+import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -74,6 +77,38 @@ class LambdaContext:
 class Invocation:
     payload: Any
     function_error: str | None = None
+    log: str = ""
+
+
+# What the running invocation printed, for Invoke's ``LogType: Tail``.
+_LOG: contextvars.ContextVar[io.StringIO | None] = contextvars.ContextVar("invocation_log", default=None)
+
+
+class _InvocationLog(io.TextIOBase):
+    """stdout that also keeps what each invocation writes, as Lambda's log stream does."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        log = _LOG.get()
+        if log is not None:
+            log.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _keep_invocation_logs() -> None:
+    """Tees stdout and every log handler's stream, wherever it was bound (Powertools binds it once)."""
+    if not isinstance(sys.stdout, _InvocationLog):
+        sys.stdout = _InvocationLog(sys.stdout)
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if type(handler) is logging.StreamHandler and not isinstance(handler.stream, _InvocationLog):
+                handler.setStream(_InvocationLog(handler.stream))
 
 
 class UnknownFunction(Exception):
@@ -119,25 +154,36 @@ class LocalFunction:
                         if origin.startswith(str(self.code_dir)):
                             del sys.modules[name]
                 self._handler = getattr(module, self.handler_name)
+                _keep_invocation_logs()
         return self._handler
 
     def invoke(self, event: Any) -> Invocation:
         context = LambdaContext(self.name, memory_limit_in_mb=self.memory, timeout_seconds=self.timeout)
-        token = RUNNING_AS.set(self.principal)
+        request_id = context.aws_request_id
+        token, log = RUNNING_AS.set(self.principal), io.StringIO()
+        log_token = _LOG.set(log)
+        started = time.perf_counter()
+        log.write(f"START RequestId: {request_id} Version: $LATEST\n")
         try:
-            return Invocation(self._load()(event, context))
+            invocation = Invocation(self._load()(event, context))
         except Exception as error:
-            return Invocation(
+            invocation = Invocation(
                 {
                     "errorMessage": str(error),
                     "errorType": type(error).__name__,
-                    "requestId": context.aws_request_id,
+                    "requestId": request_id,
                     "stackTrace": traceback.format_exception(error)[-4:],
                 },
                 function_error="Unhandled",
             )
         finally:
             RUNNING_AS.reset(token)
+            _LOG.reset(log_token)
+        duration = (time.perf_counter() - started) * 1000
+        log.write(f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
+                  f"Memory Size: {self.memory} MB\n")  # fmt: skip
+        invocation.log = log.getvalue()
+        return invocation
 
 
 class LambdaRuntime:
@@ -146,6 +192,7 @@ class LambdaRuntime:
     def __init__(self) -> None:
         self.functions: dict[str, LocalFunction] = {}
         self.providers: dict[str, Any] = {}
+        _keep_invocation_logs()
 
     def add(self, function: LocalFunction) -> None:
         """Registers a function. Handlers share one process's os.environ, so two functions that set a
@@ -167,6 +214,9 @@ class LambdaRuntime:
     def _name(function_name: str) -> str:
         name = function_name.split(":function:", 1)[-1]
         return name.split(":", 1)[0]
+
+    def exists(self, function_name: str) -> bool:
+        return self._name(function_name) in self.functions or self.is_provider(function_name)
 
     def is_provider(self, function_name: str) -> bool:
         return self._name(function_name) in self.providers

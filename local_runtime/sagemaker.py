@@ -25,28 +25,42 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import botocore.session
+
 from local_runtime import s3files
 from local_runtime.access import AccessControl, AccessDenied, Check, Principal, sagemaker_checks
+from local_runtime.errors import ServiceError
 from local_runtime.lambdas import ProviderError
 from local_runtime.template import ACCOUNT, REGION
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
-class SageMakerError(Exception):
-    """An API error with SageMaker's error code, returned to the caller as SageMaker would."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+@cache
+def _modeled_errors() -> set[str]:
+    """The errors SageMaker's API model declares; the SDKs give these exception classes of their own."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return {name for name in model.shape_names if model.shape_for(name).metadata.get("exception")}
 
 
 def _arn(kind: str, name: str) -> str:
     return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name.lower()}"
+
+
+def _listed(items: list[Any], request: dict[str, Any], name: Callable[[Any], str], created: str = "") -> list[Any]:
+    """A List* page: NameContains, then newest first unless SortOrder says otherwise, up to MaxResults."""
+    contains = request.get("NameContains", "")
+    chosen = [item for item in items if contains in name(item)]
+    if request.get("SortBy") == "Name":
+        key: Callable[[Any], Any] = name
+    else:
+        key = (lambda item: item[created]) if created else (lambda item: item.created)
+    chosen.sort(key=key, reverse=request.get("SortOrder", "Descending") == "Descending")
+    return chosen[: int(request.get("MaxResults", 100))]
 
 
 def select_fields(fields: list[str], expression: str) -> list[str]:
@@ -61,7 +75,7 @@ def select_fields(fields: list[str], expression: str) -> list[str]:
     match = re.fullmatch(r"\$\[(-?\d+(?:,-?\d+)*)\]", expression)
     if match:
         return [fields[int(i)] for i in match.group(1).split(",")]
-    raise SageMakerError("ValidationException", f"unsupported CSV filter {expression!r}")
+    raise ServiceError("ValidationException", f"unsupported CSV filter {expression!r}")
 
 
 class ModelServer:
@@ -193,7 +207,7 @@ class LocalSageMaker:
         self._client_as = client_as
         self.access = access
         self.workdir = workdir
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict[tuple[str, str], Job] = {}  # by (kind, name): training and transform names are separate
         self.models: dict[str, dict[str, Any]] = {}
         self.configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -206,8 +220,13 @@ class LocalSageMaker:
     def handle(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         method = getattr(self, f"op_{operation}", None)
         if method is None:
-            raise SageMakerError("UnknownOperationException", f"{operation} is not supported by the local SageMaker")
+            raise ServiceError("UnknownOperationException", f"{operation} is not supported by the local SageMaker")
         return method(request)
+
+    def operations(self) -> list[str]:
+        """The API actions served, spelled as Step Functions resources spell them (``createModel``)."""
+        names = [name.removeprefix("op_") for name in dir(self) if name.startswith("op_")]
+        return [name[:1].lower() + name[1:] for name in names]
 
     def _tag(self, arn: str, request: dict[str, Any]) -> None:
         self.tags.setdefault(arn, []).extend(request.get("Tags", []))
@@ -227,31 +246,55 @@ class LocalSageMaker:
         return self.describe_training(self._job(request["TrainingJobName"], "training"))
 
     def op_StopTrainingJob(self, request: dict[str, Any]) -> dict[str, Any]:
-        self._stop_job(self._job(request["TrainingJobName"], "training"))
+        self._stop_job(self._job(request["TrainingJobName"], "training"), refuse_finished=True)
         return {}
 
     def op_CreateTransformJob(self, request: dict[str, Any]) -> dict[str, Any]:
         if request["ModelName"] not in self.models:
-            raise SageMakerError(
-                "ValidationException", f'Could not find model "{_arn("model", request["ModelName"])}".'
-            )
+            raise ServiceError("ValidationException", f'Could not find model "{_arn("model", request["ModelName"])}".')
         return {"TransformJobArn": self._start_job("transform", request, self._run_transform)}
 
     def op_DescribeTransformJob(self, request: dict[str, Any]) -> dict[str, Any]:
         return self.describe_transform(self._job(request["TransformJobName"], "transform"))
 
     def op_StopTransformJob(self, request: dict[str, Any]) -> dict[str, Any]:
-        self._stop_job(self._job(request["TransformJobName"], "transform"))
+        self._stop_job(self._job(request["TransformJobName"], "transform"), refuse_finished=True)
         return {}
+
+    def op_ListTrainingJobs(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"TrainingJobSummaries": self._job_summaries("training", request)}
+
+    def op_ListTransformJobs(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"TransformJobSummaries": self._job_summaries("transform", request)}
+
+    def _job_summaries(self, kind: str, request: dict[str, Any]) -> list[dict[str, Any]]:
+        prefix = "TrainingJob" if kind == "training" else "TransformJob"
+        summaries = []
+        for job in _listed([j for j in list(self.jobs.values()) if j.kind == kind], request, lambda j: j.name):
+            if request.get("StatusEquals", job.status) != job.status:
+                continue
+            summary = {
+                f"{prefix}Name": job.name,
+                f"{prefix}Arn": _arn(f"{kind}-job", job.name),
+                "CreationTime": job.created,
+                "LastModifiedTime": job.ended or job.created,
+                f"{prefix}Status": job.status,
+            }
+            if job.ended:
+                summary["TrainingEndTime" if kind == "training" else "TransformEndTime"] = job.ended
+            if job.failure and kind == "transform":
+                summary["FailureReason"] = job.failure
+            summaries.append(summary)
+        return summaries
 
     def _start_job(self, kind: str, request: dict[str, Any], runner: Callable[[Job], None]) -> str:
         job = Job(kind, request)
         name = job.name
         arn = _arn(f"{kind}-job", name)
         with self._lock:
-            if name in self.jobs:
-                raise SageMakerError("ResourceInUse", f"{kind.title()} job {name} already exists")
-            self.jobs[name] = job
+            if (kind, name) in self.jobs:
+                raise ServiceError("ResourceInUse", f"{kind.title()} job {name} already exists")
+            self.jobs[kind, name] = job
         self._tag(arn, request)
         threading.Thread(target=self._run_job, args=(job, runner), name=f"sagemaker-{name}", daemon=True).start()
         return arn
@@ -270,12 +313,16 @@ class LocalSageMaker:
             job.done.set()
 
     def _job(self, name: str, kind: str) -> Job:
-        job = self.jobs.get(name)
-        if job is None or job.kind != kind:
-            raise SageMakerError("ValidationException", f"Requested resource not found: {kind} job {name}")
+        job = self.jobs.get((kind, name))
+        if job is None:
+            raise ServiceError("ValidationException", f"Requested resource not found: {kind} job {name}")
         return job
 
-    def _stop_job(self, job: Job) -> None:
+    def _stop_job(self, job: Job, refuse_finished: bool = False) -> None:
+        if refuse_finished and job.status != "InProgress":
+            raise ServiceError(
+                "ValidationException", f"The request was rejected because the {job.kind} job is in status {job.status}."
+            )
         if job.status == "InProgress":
             job.status, job.secondary = "Stopped", "Stopped"
             if job.process and job.process.poll() is None:
@@ -501,7 +548,7 @@ class LocalSageMaker:
         name = request["ModelName"]
         with self._lock:
             if name in self.models:
-                raise SageMakerError(
+                raise ServiceError(
                     "ValidationException", f'Cannot create already existing model "{_arn("model", name)}".'
                 )
             self.models[name] = {**request, "CreationTime": time.time(), "ModelArn": _arn("model", name)}
@@ -511,8 +558,12 @@ class LocalSageMaker:
     def op_DescribeModel(self, request: dict[str, Any]) -> dict[str, Any]:
         model = self.models.get(request["ModelName"])
         if model is None:
-            raise SageMakerError("ValidationException", f'Could not find model "{request["ModelName"]}".')
+            raise ServiceError("ValidationException", f'Could not find model "{request["ModelName"]}".')
         return {k: v for k, v in model.items() if k != "Tags"}
+
+    def op_ListModels(self, request: dict[str, Any]) -> dict[str, Any]:
+        models = _listed(list(self.models.values()), request, lambda m: m["ModelName"], "CreationTime")
+        return {"Models": [{k: m[k] for k in ("ModelName", "ModelArn", "CreationTime")} for m in models]}
 
     def op_DeleteModel(self, request: dict[str, Any]) -> dict[str, Any]:
         self.models.pop(request["ModelName"], None)
@@ -523,12 +574,12 @@ class LocalSageMaker:
         arn = _arn("endpoint-config", name)
         with self._lock:
             if name in self.configs:
-                raise SageMakerError(
+                raise ServiceError(
                     "ValidationException", f'Cannot create already existing endpoint configuration "{arn}".'
                 )
             for variant in request["ProductionVariants"]:
                 if variant["ModelName"] not in self.models:
-                    raise SageMakerError("ValidationException", f'Could not find model "{variant["ModelName"]}".')
+                    raise ServiceError("ValidationException", f'Could not find model "{variant["ModelName"]}".')
             self.configs[name] = {**request, "EndpointConfigArn": arn, "CreationTime": time.time()}
         self._tag(arn, request)
         return {"EndpointConfigArn": arn}
@@ -536,10 +587,15 @@ class LocalSageMaker:
     def op_DescribeEndpointConfig(self, request: dict[str, Any]) -> dict[str, Any]:
         config = self.configs.get(request["EndpointConfigName"])
         if config is None:
-            raise SageMakerError(
+            raise ServiceError(
                 "ValidationException", f'Could not find endpoint configuration "{request["EndpointConfigName"]}".'
             )
         return {k: v for k, v in config.items() if k != "Tags"}
+
+    def op_ListEndpointConfigs(self, request: dict[str, Any]) -> dict[str, Any]:
+        configs = _listed(list(self.configs.values()), request, lambda c: c["EndpointConfigName"], "CreationTime")
+        fields = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+        return {"EndpointConfigs": [{k: c[k] for k in fields} for c in configs]}
 
     def op_DeleteEndpointConfig(self, request: dict[str, Any]) -> dict[str, Any]:
         self.configs.pop(request["EndpointConfigName"], None)
@@ -551,7 +607,7 @@ class LocalSageMaker:
         arn = _arn("endpoint", name)
         with self._lock:
             if name in self.endpoints:
-                raise SageMakerError("ValidationException", f'Cannot create already existing endpoint "{arn}".')
+                raise ServiceError("ValidationException", f'Cannot create already existing endpoint "{arn}".')
             self._config(config_name)
             endpoint = self.endpoints[name] = Endpoint(name, config_name)
         self._tag(arn, request)
@@ -564,9 +620,7 @@ class LocalSageMaker:
             endpoint = self._endpoint(name)
             self._config(config_name)
             if endpoint.status != "InService":
-                raise SageMakerError(
-                    "ValidationException", f"Cannot update endpoint {name} in status {endpoint.status}."
-                )
+                raise ServiceError("ValidationException", f"Cannot update endpoint {name} in status {endpoint.status}.")
             endpoint.status, endpoint.failure, endpoint.modified = "Updating", None, time.time()
         threading.Thread(target=self._deploy, args=(endpoint, config_name), daemon=True).start()
         return {"EndpointArn": _arn("endpoint", name)}
@@ -591,7 +645,7 @@ class LocalSageMaker:
         return described
 
     def op_ListEndpoints(self, request: dict[str, Any]) -> dict[str, Any]:
-        contains = request.get("NameContains", "")
+        endpoints = _listed(list(self.endpoints.values()), request, lambda e: e.name)
         return {
             "Endpoints": [
                 {
@@ -601,8 +655,8 @@ class LocalSageMaker:
                     "CreationTime": e.created,
                     "LastModifiedTime": e.modified,
                 }
-                for e in self.endpoints.values()
-                if contains in e.name
+                for e in endpoints
+                if request.get("StatusEquals", e.status) == e.status
             ]
         }
 
@@ -617,13 +671,13 @@ class LocalSageMaker:
     def _endpoint(self, name: str) -> Endpoint:
         endpoint = self.endpoints.get(name)
         if endpoint is None:
-            raise SageMakerError("ValidationException", f'Could not find endpoint "{_arn("endpoint", name)}".')
+            raise ServiceError("ValidationException", f'Could not find endpoint "{_arn("endpoint", name)}".')
         return endpoint
 
     def _config(self, name: str) -> dict[str, Any]:
         config = self.configs.get(name)
         if config is None:
-            raise SageMakerError("ValidationException", f'Could not find endpoint configuration "{name}".')
+            raise ServiceError("ValidationException", f'Could not find endpoint configuration "{name}".')
         return config
 
     def _deploy(self, endpoint: Endpoint, config_name: str) -> None:
@@ -667,8 +721,33 @@ class LocalSageMaker:
                 server.admit()
         if server is None:
             # The runtime API names this error ValidationError, unlike the control plane's ValidationException.
-            raise SageMakerError("ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+            raise ServiceError("ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
         return server.invoke(body, content_type, accept)
+
+    # request-response integrations --------------------------------------------------
+    def run_call(self, api: str, request: dict[str, Any], caller: Principal | None, sdk: bool) -> dict[str, Any]:
+        """A ``sagemaker:<api>`` or ``aws-sdk:sagemaker:<api>`` task, failing with the error name AWS gives:
+        the error code for the SDK integration, the Java exception name for the optimised one."""
+        operation = api[:1].upper() + api[1:]
+        try:
+            if caller is not None:
+                for check in sagemaker_checks(operation, request):
+                    decision = self.access.check(caller, check)
+                    if not decision.allowed:
+                        raise ServiceError("AccessDeniedException", decision.message)
+            return json.loads(json.dumps(self.handle(operation, request), default=str))
+        except ServiceError as error:
+            name = error.code if sdk or error.code in _modeled_errors() else "AmazonSageMakerException"
+            if not sdk and not name.endswith("Exception"):
+                name += "Exception"
+            if sdk:
+                cause = f"{error} (Service: SageMaker, Status Code: {error.status}, Request ID: {uuid.uuid4()})"
+            else:
+                cause = (
+                    f"{error} (Service: AmazonSageMaker; Status Code: {error.status}; Error Code: {error.code}; "
+                    f"Request ID: {uuid.uuid4()}; Proxy: null)"
+                )
+            raise ProviderError(f"SageMaker.{name}", cause) from None
 
     # .sync integrations ----------------------------------------------------------
     def run_sync(self, kind: str, request: dict[str, Any], caller: Principal | None) -> dict[str, Any]:
@@ -678,11 +757,11 @@ class LocalSageMaker:
         try:
             if kind == "training":
                 self.op_CreateTrainingJob(request)
-                job = self.jobs[request["TrainingJobName"]]
+                job = self.jobs["training", request["TrainingJobName"]]
             else:
                 self.op_CreateTransformJob(request)
-                job = self.jobs[request["TransformJobName"]]
-        except SageMakerError as error:
+                job = self.jobs["transform", request["TransformJobName"]]
+        except ServiceError as error:
             raise ProviderError(f"SageMaker.{error.code}", str(error)) from None
         job.done.wait()
         described = self.describe_training(job) if kind == "training" else self.describe_transform(job)

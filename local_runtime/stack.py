@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -19,7 +20,8 @@ import threading
 import time
 import uuid
 import zipfile
-from functools import cache
+from collections import defaultdict
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from werkzeug.serving import make_server
 
 from local_runtime.access import AccessControl, Principal
 from local_runtime.api import LocalApi, Route
+from local_runtime.cloudformation import StackDescription
 from local_runtime.gateway import Gateway
 from local_runtime.glue import LocalGlue
 from local_runtime.lambdas import LambdaRuntime, LocalFunction, install_credential_hook
@@ -55,6 +58,35 @@ SYNC_PROVIDERS = {
     "arn:aws:states:::sagemaker:createTransformJob.sync": "local-sagemaker-createTransformJob-sync",
     "arn:aws:states:::glue:startJobRun.sync": "local-glue-startJobRun-sync",
 }
+# SageMaker request-response and SDK tasks: moto's engine runs them, but names their errors its own way
+# (a Retry on SageMaker.ThrottlingException could never match), so local providers answer them too.
+SAGEMAKER_CALL = re.compile(r"^arn:aws:states:::(aws-sdk:)?sagemaker:([a-zA-Z]+)$")
+
+
+def provider_for(resource: str) -> str | None:
+    """The local provider that runs a Task's Resource, or None when moto's engine runs it as it is."""
+    if resource in SYNC_PROVIDERS:
+        return SYNC_PROVIDERS[resource]
+    if match := SAGEMAKER_CALL.match(resource):
+        return f"local-{'aws-sdk-' if match.group(1) else ''}sagemaker-{match.group(2)}"
+    return None
+
+
+def as_provider_task(state: dict[str, Any], provider: str) -> None:
+    """Turns a Task into a callback to a local provider, which answers through SendTaskSuccess/Failure.
+
+    A callback, rather than a plain Lambda task, lets the provider fail with exactly the Error and Cause the
+    real integration gives; moto's engine would wrap a Lambda error in the function's error payload.
+    """
+    parameters = state.pop("Parameters", None)
+    request = {"request.$": "$"} if parameters is None else {"request": parameters}
+    state["Resource"] = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    state["Parameters"] = {
+        "FunctionName": provider,
+        "Payload": {**request, "taskToken.$": "$$.Task.Token"},
+    }
+
+
 RESPONSES_BUCKET = "cloudformation-custom-resource-response-useast1"
 log = logging.getLogger(__name__)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -113,6 +145,7 @@ class LocalDeployment:
         self.mail: list[dict[str, Any]] = []
         self._servers: list[_Server] = []
         self._rules: list[tuple[str, str, dict[str, Any], str]] = []
+        self._multipart_seen: dict[str, set[tuple[str, ...]]] = defaultdict(set)  # by rule queue
         self.stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack_name}/{uuid.uuid4()}"
         self._stopping = threading.Event()
         self._saved_env: dict[str, str | None] = {}
@@ -145,11 +178,23 @@ class LocalDeployment:
         }
         for resource, provider in SYNC_PROVIDERS.items():
             self.lambdas.add_provider(provider, handlers[resource])
+        for api in self.sagemaker.operations():
+            for sdk in (False, True):
+                resource = f"arn:aws:states:::{'aws-sdk:' if sdk else ''}sagemaker:{api}"
+                self.lambdas.add_provider(provider_for(resource), partial(self.sagemaker.run_call, api, sdk=sdk))
         self.lambdas.add_provider(MOCK_PROVIDER, self.mocks.answer)
         moto_app = DomainDispatcherApplication(create_backend_app)
         gateway = Gateway(
-            moto_app, self.lambdas, self.sagemaker, self.rewrite_definition, self.test_case_machine, self.access
+            moto_app,
+            self.lambdas,
+            self.sagemaker,
+            self.glue,
+            self.rewrite_definition,
+            self.test_case_machine,
+            self.access,
+            self.describe,
         )
+        self.gateway = gateway
         aws = _Server(gateway)
         self._servers.append(aws)
         self.endpoint_url = f"http://127.0.0.1:{aws.port}"
@@ -233,7 +278,9 @@ class LocalDeployment:
         self.template = template
         api_ids = template.of_type("AWS::Serverless::Api")
         for api in api_ids:
-            template.physical_ids[f"{api}ApiKey"] = f"local-{api.lower()}-key"
+            # SAM's API key, in moto's API Gateway so `aws apigateway get-api-key --include-value` answers.
+            key = self.client("apigateway").create_api_key(name=f"{api}ApiKey", value=self.api_key, enabled=True)
+            template.physical_ids[f"{api}ApiKey"] = key["id"]
         generated = transformed_resources(template.body, template.parameters)
         template.name_generated(generated)
         self._generated = generated
@@ -273,6 +320,21 @@ class LocalDeployment:
             resource_type = template.resources[logical_id]["Type"]
             (self._custom_resource if is_custom_resource(resource_type) else known[resource_type])(logical_id)
         self.outputs = {k: str(template.resolve(v["Value"])) for k, v in template.body.get("Outputs", {}).items()}
+
+    def describe(self) -> StackDescription:
+        """The stack as DescribeStacks shows it; NoEcho parameters masked as CloudFormation masks them."""
+        assert self.template
+        declared = self.template.body.get("Parameters", {})
+        return StackDescription(
+            self.stack_id,
+            self.stack_name,
+            self.template.body.get("Description", ""),
+            {k: "****" if declared.get(k, {}).get("NoEcho") else str(v) for k, v in self.template.parameters.items()},
+            [
+                (key, value, self.template.body["Outputs"][key].get("Description", ""))
+                for key, value in self.outputs.items()
+            ],
+        )
 
     def _roles(self, generated: dict[str, dict[str, Any]]) -> None:
         """Every role of the transformed template, in moto's IAM and in the local access control."""
@@ -435,6 +497,14 @@ class LocalDeployment:
             **settings,
         )
         self.lambdas.add(function)
+        # Registered with moto's Lambda too, so list-functions and get-function show it; Invoke stays local.
+        self.client("lambda").create_function(
+            FunctionName=name,
+            Role=self._execution_role(logical_id),
+            Code={"S3Bucket": bucket, "S3Key": key},
+            **{k: settings[k] for k in ("Runtime", "Handler", "Description", "Timeout", "MemorySize",
+                                        "Environment", "Architectures") if k in settings},
+        )  # fmt: skip
         # Handlers read their configuration from os.environ, which the process shares.
         self._set_env(function.environment)
 
@@ -554,7 +624,10 @@ class LocalDeployment:
                     raise
                 sfn = self.client_as("stepfunctions", role_arn, "events")
                 for message in messages:
-                    event = moto_s3_event_as_aws_sends_it(json.loads(message["Body"]))
+                    event = moto_s3_event_as_aws_sends_it(json.loads(message["Body"]), self._multipart_seen[queue])
+                    if event is None:
+                        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                        continue
                     try:
                         sfn.start_execution(
                             stateMachineArn=state_machine_arn, input=transform_input(event, transformer)
@@ -567,7 +640,7 @@ class LocalDeployment:
 
     # ---------------------------------------------------- definition mapping
     def rewrite_definition(self, name: str, definition: str) -> str:
-        """Maps the .sync Resources moto's engine cannot run to local providers, when registering."""
+        """Maps the Tasks moto's engine cannot run as AWS does to local providers, when registering."""
         document = json.loads(definition)
         self._map_resources(document)
         return json.dumps(document)
@@ -575,8 +648,10 @@ class LocalDeployment:
     def _map_resources(self, node: Any) -> None:
         if isinstance(node, dict):
             resource = node.get("Resource")
-            if node.get("Type") == "Task" and resource in SYNC_PROVIDERS:
-                node["Resource"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{SYNC_PROVIDERS[resource]}"
+            if node.get("Type") == "Task" and isinstance(resource, str):
+                provider = provider_for(resource) or (resource if self.lambdas.is_provider(resource) else None)
+                if provider:
+                    as_provider_task(node, provider)
             for value in node.values():
                 self._map_resources(value)
         elif isinstance(node, list):
@@ -622,11 +697,26 @@ class LocalDeployment:
         return received
 
 
-def moto_s3_event_as_aws_sends_it(event: dict[str, Any]) -> dict[str, Any]:
-    """moto names the object's ETag ``eTag``; S3's EventBridge events call it ``etag``."""
+def moto_s3_event_as_aws_sends_it(event: dict[str, Any], multipart_seen: set[tuple[str, ...]]) -> dict[str, Any] | None:
+    """The event as S3 sends it to EventBridge, or None for one S3 would not send.
+
+    moto names the object's ETag ``eTag`` (S3: ``etag``) and gives no API name as the ``reason``. It also
+    sends two events for one multipart upload (its internal PutObject, then CompleteMultipartUpload);
+    S3 sends one. A multipart object's ETag ends in ``-<parts>``, which a PutObject's never does.
+    """
     obj = event.get("detail", {}).get("object", {})
-    if event.get("source") == "aws.s3" and "eTag" in obj and "etag" not in obj:
+    if event.get("source") != "aws.s3" or "key" not in obj:
+        return event
+    if "eTag" in obj and "etag" not in obj:
         obj["etag"] = obj.pop("eTag")
+    if "-" in obj.get("etag", ""):
+        upload = (event["detail"]["bucket"]["name"], obj["key"], obj["etag"], str(obj.get("version-id")))
+        if upload in multipart_seen:
+            return None
+        multipart_seen.add(upload)
+        event["detail"]["reason"] = "CompleteMultipartUpload"
+    elif event.get("detail-type") == "Object Created":
+        event["detail"]["reason"] = "PutObject"
     return event
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pipeline
@@ -145,3 +148,125 @@ def test_describe_state_machine_returns_the_definition_as_created(stack) -> None
     pipeline.finish(stack, arn)
     for_execution = sfn.describe_state_machine_for_execution(executionArn=arn)
     assert for_execution["definition"] == definition
+
+
+def test_sagemaker_task_errors_carry_the_names_step_functions_gives_them(stack) -> None:
+    sfn = stack.client("stepfunctions")
+    deployed = json.loads(sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"])
+    create_model = deployed["States"]["Create candidate model"]["Parameters"]
+    create_model = {**create_model, "ModelName": "mlops-error-names", "Tags": []}
+    create_model.pop("ModelName.$")
+    create_model["PrimaryContainer"] = {**create_model["PrimaryContainer"], "ModelDataUrl": "s3://nowhere/model.tar.gz"}
+    create_model["PrimaryContainer"].pop("ModelDataUrl.$")
+    task = {"Type": "Task", "ResultPath": None, "Resource": "arn:aws:states:::sagemaker:createModel"}
+    definition = {
+        "StartAt": "Look up missing endpoint",
+        "States": {
+            "Look up missing endpoint": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
+                "Parameters": {"EndpointName": "mlops-endpoint"},
+                "Retry": [{"ErrorEquals": ["SageMaker.ThrottlingException"], "MaxAttempts": 2}],
+                "Catch": [{"ErrorEquals": ["SageMaker.ValidationException"], "ResultPath": None, "Next": "Create"}],
+                "End": True,
+            },
+            "Create": {**task, "Parameters": create_model, "Next": "Create again"},
+            "Create again": {
+                **task,
+                "Parameters": create_model,
+                "Catch": [{"ErrorEquals": ["SageMaker.AmazonSageMakerException"], "Next": "Done"}],
+                "End": True,
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="error-names", definition=json.dumps(definition), roleArn=stack.state_machine_role
+    )["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+    view = pipeline.finish(stack, arn, timeout=60)
+    assert view.status == "SUCCEEDED"
+    failures = [
+        e["taskFailedEventDetails"] for e in sfn.get_execution_history(executionArn=arn)["events"]
+        if e["type"] == "TaskFailed"
+    ]  # fmt: skip
+    assert [f["error"] for f in failures] == ["SageMaker.ValidationException", "SageMaker.AmazonSageMakerException"]
+    assert failures[0]["cause"].startswith('Could not find endpoint "arn:aws:sagemaker:')
+    assert "(Service: SageMaker, Status Code: 400, Request ID: " in failures[0]["cause"]
+    assert failures[1]["cause"].startswith('Cannot create already existing model "arn:aws:sagemaker:')
+    assert "(Service: AmazonSageMaker; Status Code: 400; Error Code: ValidationException;" in failures[1]["cause"]
+    assert json.loads(sfn.describe_state_machine(stateMachineArn=machine)["definition"]) == definition
+
+
+def test_lambda_invoke_honours_the_invocation_and_log_types(stack) -> None:
+    lam = stack.client("lambda")
+    function = stack.template.physical_ids["ValidateInputFunction"]
+    event = json.loads((ROOT / "events" / "validate_input.json").read_text())
+    event = json.dumps({**event, "input": {"bogus": True}})
+    assert lam.invoke(FunctionName=function, InvocationType="DryRun", Payload=event)["StatusCode"] == 204
+    queued = lam.invoke(FunctionName=function, InvocationType="Event", Payload=event)
+    assert queued["StatusCode"] == 202 and queued["Payload"].read() == b""
+    tailed = lam.invoke(FunctionName=function, LogType="Tail", Payload=event)
+    log = base64.b64decode(tailed["LogResult"]).decode()
+    assert log.startswith("START RequestId: ") and "REPORT RequestId: " in log
+    assert "rejected run input" in log and tailed["FunctionError"] == "Unhandled"
+
+
+def test_the_aws_cli_sees_the_stacks_functions_as_deployed(stack) -> None:
+    lam = stack.client("lambda")
+    name = stack.template.physical_ids["ValidateInputFunction"]
+    assert name in {f["FunctionName"] for f in lam.list_functions()["Functions"]}
+    configuration = lam.get_function(FunctionName=name)["Configuration"]
+    assert configuration["Runtime"] == "python3.13" and configuration["Handler"] == "app.lambda_handler"
+    assert configuration["Role"].endswith(f":role/{stack.template.physical_ids['ValidateInputFunctionRole']}")
+
+
+def test_the_readmes_deploy_commands_work_unchanged_against_the_local_endpoint(stack) -> None:
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    aws = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", stack.endpoint_url, "--output", "text"]
+
+    def run(*args: str) -> str:
+        return subprocess.run([*aws, *args], capture_output=True, text=True, env=env, check=True).stdout.strip()
+
+    query = "Stacks[0].Outputs[?OutputKey=='{}'].OutputValue"
+    assert run("cloudformation", "describe-stacks", "--stack-name", "sfn-mlops", "--query", query.format(
+        "StateMachineArn")) == stack.state_machine_arn  # fmt: skip
+    key_id = run("cloudformation", "describe-stacks", "--stack-name", "sfn-mlops", "--query", query.format("ApiKeyId"))
+    key = run("apigateway", "get-api-key", "--api-key", key_id, "--include-value", "--query", "value")
+    assert key == stack.api_key
+    missing = subprocess.run([*aws, "cloudformation", "describe-stacks", "--stack-name", "other"],
+                             capture_output=True, text=True, env=env)  # fmt: skip
+    assert missing.returncode != 0 and "Stack with id other does not exist" in missing.stderr
+
+
+def test_a_multipart_upload_starts_one_run_as_s3_sends_one_event(stack) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    known = stack.executions()
+    body = io.BytesIO(b"a,b,label\n" + b"1,2,x\n" * (7 * 1024 * 1024 // 6))
+    config = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3 = stack.client("s3")
+    s3.upload_fileobj(body, stack.outputs["DataBucketName"], "raw/large.csv", Config=config)
+    assert "-" in s3.head_object(Bucket=stack.outputs["DataBucketName"], Key="raw/large.csv")["ETag"]
+    first = stack.next_execution(known)
+    time.sleep(2)  # the second event moto emits would have been delivered by now
+    assert stack.executions() - known == {first}
+    sfn = stack.client("stepfunctions")
+    run_input = json.loads(sfn.describe_execution(executionArn=first)["input"])
+    assert run_input["key"] == "raw/large.csv" and run_input["etag"].endswith("-2")
+    sfn.stop_execution(executionArn=first)
+
+
+def test_the_shape_check_finds_missing_undefined_and_mistyped_members() -> None:
+    from botocore_shapes import SESSION, shape_errors
+
+    shape = SESSION.get_service_model("glue").operation_model("GetJobRun").output_shape
+    assert shape_errors(shape, {"JobRun": {"Id": "jr_1", "JobRunState": "SUCCEEDED", "Attempt": 0}}) == []
+    assert shape_errors(shape, {"JobRun": {"Id": 1, "JobRunState": "DONE", "Colour": "red"}}) == [
+        "GetJobRunResponse.JobRun.Id: expected string, got int 1",
+        "GetJobRunResponse.JobRun.JobRunState: 'DONE' is not one of "
+        + str(shape.members["JobRun"].members["JobRunState"].enum),
+        "GetJobRunResponse.JobRun: Colour is not a member of JobRun",
+    ]
+    describe = SESSION.get_service_model("sagemaker").operation_model("DescribeModel").output_shape
+    assert "DescribeModelOutput: required member ModelName is missing" in shape_errors(describe, {})

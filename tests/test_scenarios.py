@@ -13,6 +13,7 @@ import pipeline
 import pytest
 import requests
 from asl import ROOT
+from botocore_shapes import response_errors
 
 from local_runtime import actions
 from local_runtime.stack import LocalDeployment
@@ -51,6 +52,23 @@ def _review(stack, decision: str, reviewer: str = "scenario test") -> str:
     reply = actions.decide(link, decision, reviewer=reviewer, comment=f"{decision}d in a test")
     assert reply.status_code == 200, reply.text
     return link
+
+
+def _task_token(stack, link: str) -> str:
+    table = stack.template.physical_ids["ApprovalsTable"]
+    item = stack.client("dynamodb").get_item(TableName=table, Key={"approvalId": {"S": link.rsplit("/", 1)[1]}})
+    return item["Item"]["taskToken"]["S"]
+
+
+def _late_outcome_is_refused(stack, link: str) -> None:
+    """A decision sent straight to Step Functions after the task ended is refused, never taken."""
+    sfn, token = stack.client("stepfunctions"), _task_token(stack, link)
+    for send in (
+        lambda: sfn.send_task_failure(taskToken=token, error="ModelRejected", cause="too late"),
+        lambda: sfn.send_task_success(taskToken=token, output="{}"),
+    ):
+        with pytest.raises(sfn.exceptions.TaskTimedOut):
+            send()
 
 
 def _models(registry: dict) -> dict:
@@ -149,6 +167,7 @@ def test_rejected_model_changes_nothing_and_its_link_cannot_be_reused(stack, sta
     assert pipeline.outcomes_mailed(stack) == ["review-requested", "rejected"]
     replay = actions.decide(link, "approve", reviewer="Mallory")
     assert replay.status_code == 200 and "Already decided: rejected by Dana" in replay.text
+    _late_outcome_is_refused(stack, link)
     _unchanged(stack, state)
 
 
@@ -161,6 +180,7 @@ def test_unanswered_review_expires_and_the_link_says_so(stack, state) -> None:
     assert pipeline.outcomes_mailed(stack) == ["review-requested", "expired"]
     page = requests.get(link, timeout=10)
     assert page.status_code == 410 and "expired" in page.text
+    _late_outcome_is_refused(stack, link)
     _unchanged(stack, state)
 
 
@@ -295,3 +315,54 @@ def test_every_call_the_runs_made_was_allowed_by_the_templates_own_policies(stac
     roles = {r["principal"].split(":role/")[-1].split("-")[-2] for r in report if ":role/" in r["principal"]}
     assert {"MlopsStateMachineRole", "GlueJobRole", "SageMakerExecutionRole", "AccuracyGateFunctionRole",
             "ApprovalApiFunctionRole", "PredictFunctionRole", "MlopsStateMachineNewRawDataRole"} <= roles  # fmt: skip
+
+
+def test_every_response_the_local_providers_serve_has_botocores_output_shape(stack) -> None:
+    """Walks every operation the local providers answer, after the runs above left jobs, models and runs."""
+    sm, glue = stack.client("sagemaker"), stack.client("glue")
+    training = sm.list_training_jobs(SortBy="CreationTime")["TrainingJobSummaries"][0]["TrainingJobName"]
+    described = sm.describe_training_job(TrainingJobName=training)
+    fields = ("AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig",
+              "StoppingCondition", "HyperParameters")  # fmt: skip
+    sm.create_training_job(TrainingJobName="mlops-shape-probe", **{k: described[k] for k in fields})
+    sm.stop_training_job(TrainingJobName="mlops-shape-probe")
+    transform = sm.list_transform_jobs()["TransformJobSummaries"][0]["TransformJobName"]
+    described = sm.describe_transform_job(TransformJobName=transform)
+    fields = ("ModelName", "TransformInput", "TransformOutput", "TransformResources")
+    sm.create_transform_job(TransformJobName="mlops-shape-probe", **{k: described[k] for k in fields})
+    sm.stop_transform_job(TransformJobName="mlops-shape-probe")
+    model = sm.list_models()["Models"][0]["ModelName"]
+    spec = sm.describe_model(ModelName=model)
+    sm.create_model(ModelName="mlops-shape-probe", PrimaryContainer=spec["PrimaryContainer"],
+                    ExecutionRoleArn=spec["ExecutionRoleArn"])  # fmt: skip
+    sm.add_tags(ResourceArn=spec["ModelArn"], Tags=[{"Key": "probe", "Value": "shape"}])
+    sm.list_tags(ResourceArn=spec["ModelArn"])
+    config = sm.list_endpoint_configs()["EndpointConfigs"][0]["EndpointConfigName"]
+    variants = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    sm.create_endpoint_config(EndpointConfigName="mlops-shape-probe", ProductionVariants=variants)
+    sm.create_endpoint(EndpointName="mlops-shape-probe", EndpointConfigName=config)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="mlops-shape-probe", WaiterConfig={"Delay": 1})
+    sm.update_endpoint(EndpointName="mlops-shape-probe", EndpointConfigName="mlops-shape-probe")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="mlops-shape-probe", WaiterConfig={"Delay": 1})
+    sm.list_endpoints()
+    sm.delete_endpoint(EndpointName="mlops-shape-probe")
+    sm.delete_endpoint_config(EndpointConfigName="mlops-shape-probe")
+    sm.delete_model(ModelName="mlops-shape-probe")
+    run = glue.get_job_runs(JobName="mlops-prepare-data")["JobRuns"][0]
+    glue.get_job_run(JobName="mlops-prepare-data", RunId=run["Id"])
+    stack.client("cloudformation").describe_stacks(StackName=stack.stack_name)
+    stack.client("stepfunctions").describe_state_machine_for_execution(
+        executionArn=pipeline.start(stack, {"bogus": True})
+    )
+
+    served = dict(stack.gateway.served)
+    errors = [f"{service}:{operation}: {error}" for (service, operation), response in served.items()
+              for error in response_errors(service, operation, *response)]  # fmt: skip
+    assert errors == []
+    walked = {("sagemaker", api[:1].upper() + api[1:]) for api in stack.sagemaker.operations()} | {
+        ("glue", "GetJobRun"), ("glue", "GetJobRuns"), ("cloudformation", "DescribeStacks"),
+        ("lambda", "Invoke"), ("sagemaker-runtime", "InvokeEndpoint"), ("stepfunctions", "SendTaskSuccess"),
+        ("stepfunctions", "SendTaskFailure"), ("stepfunctions", "DescribeStateMachine"),
+        ("stepfunctions", "DescribeStateMachineForExecution"),
+    }  # fmt: skip
+    assert walked - set(served) == set()
