@@ -15,10 +15,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from functools import partial
 from html import escape
 from http import HTTPStatus
 from typing import Any
@@ -44,6 +46,7 @@ TASK_ERRORS = {
     "InvalidToken": "Invalid Token: 'Invalid token'",
 }
 MAX_EXECUTION_INPUT = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 class _Recording:
@@ -291,16 +294,21 @@ class Gateway:
         """Runs a local provider for a callback Task and answers its token with the outcome."""
         backend = _stepfunctions_backend()
         envelope = json.loads(body)
+        token = envelope["taskToken"]
         try:
             result = self.lambdas.invoke(function_name, json.dumps(envelope["request"]).encode(), caller)
-        except Exception as error:  # a provider bug must still end the task, not leave it waiting forever
-            backend.send_task_failure(envelope["taskToken"], error=type(error).__name__, cause=str(error))
-            return
-        if result.function_error:
-            error, cause = result.payload["errorType"], result.payload["errorMessage"]
-            backend.send_task_failure(envelope["taskToken"], error=error, cause=cause)
-        else:
-            backend.send_task_success(envelope["taskToken"], json.dumps(result.payload, default=str))
+            if result.function_error:
+                error, cause = result.payload["errorType"], result.payload["errorMessage"]
+                deliver = partial(backend.send_task_failure, token, error, cause)
+            else:
+                deliver = partial(backend.send_task_success, token, json.dumps(result.payload, default=str))
+        except Exception as bug:  # a provider bug must still end the task, not leave it waiting forever
+            deliver = partial(backend.send_task_failure, token, type(bug).__name__, str(bug))
+        try:
+            deliver()
+        except Exception as error:
+            # The execution stopped waiting (stopped, timed out, or the stack closed): nobody to tell.
+            log.info("%s finished after its task ended: %s", function_name, error)
 
     @staticmethod
     def _local_api(

@@ -1,0 +1,312 @@
+"""Models, endpoint configs and endpoints: each endpoint is a model server process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_runtime import s3files
+from local_runtime.errors import ServiceError
+from local_runtime.sagemaker.common import listed, resource_arn
+from local_runtime.template import ACCOUNT
+
+
+class ModelServer:
+    """One model_server.py process, with a count of requests in flight."""
+
+    def __init__(self, model_dir: Path, code_dir: Path, program: str, log_path: Path) -> None:
+        self.log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local_runtime.model_server",
+                "--model-dir",
+                str(model_dir),
+                "--code-dir",
+                str(code_dir),
+                "--program",
+                program,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            cwd=str(Path(__file__).resolve().parents[2]),  # the repository root, for -m local_runtime.model_server
+        )
+        assert self.process.stdout
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"model server did not start; see {log_path}")
+        self.port = int(line.split()[-1])
+        self.in_flight = 0
+        self._lock = threading.Lock()
+
+    def ping(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=5) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    def admit(self) -> None:
+        """Counts a request in before it is sent; the endpoint calls this while it still routes here."""
+        with self._lock:
+            self.in_flight += 1
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[int, str, bytes]:
+        """Sends an admitted request and counts it out when the answer is back."""
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{self.port}/invocations",
+                data=body,
+                headers={"Content-Type": content_type, "Accept": accept},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as reply:  # noqa: S310
+                    return reply.status, reply.headers.get("Content-Type", accept), reply.read()
+            except urllib.error.HTTPError as error:
+                return error.code, "text/plain", error.read()
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def drain_and_stop(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+@dataclass
+class Endpoint:
+    name: str
+    config_name: str
+    status: str = "Creating"
+    failure: str | None = None
+    server: ModelServer | None = None
+    created: float = field(default_factory=time.time)
+    modified: float = field(default_factory=time.time)
+
+
+class Hosting:
+    """Models, endpoint configs and endpoints for ``LocalSageMaker``."""
+
+    models: dict[str, dict[str, Any]]
+    configs: dict[str, dict[str, Any]]
+    endpoints: dict[str, Endpoint]
+    failing_deployments: dict[str, str]
+    workdir: Path
+    _lock: threading.RLock
+    _tag: Callable[[str, dict[str, Any]], None]
+    _s3: Callable[[str], Any]
+    _pull: Callable[[str, str], None]
+
+    # transform ---------------------------------------------------------------
+    def _model_server(self, model_name: str, work: Path) -> ModelServer:
+        model = self.models[model_name]
+        container, role = model["PrimaryContainer"], model["ExecutionRoleArn"]
+        environment = container.get("Environment", {})
+        self._pull(role, container["Image"])
+        model_dir = s3files.extract_tarball(self._s3(role), container["ModelDataUrl"], work / "model")
+        code_dir = s3files.extract_tarball(self._s3(role), environment["SAGEMAKER_SUBMIT_DIRECTORY"], work / "code")
+        return ModelServer(
+            model_dir, code_dir, environment.get("SAGEMAKER_PROGRAM", "inference.py"), work / "server.log"
+        )
+
+    # models and endpoint configs ----------------------------------------------
+    def op_CreateModel(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["ModelName"]
+        with self._lock:
+            if name in self.models:
+                raise ServiceError(
+                    "ValidationException", f'Cannot create already existing model "{resource_arn("model", name)}".'
+                )
+            self.models[name] = {**request, "CreationTime": time.time(), "ModelArn": resource_arn("model", name)}
+        self._tag(resource_arn("model", name), request)
+        return {"ModelArn": resource_arn("model", name)}
+
+    def op_DescribeModel(self, request: dict[str, Any]) -> dict[str, Any]:
+        model = self.models.get(request["ModelName"])
+        if model is None:
+            raise ServiceError("ValidationException", f'Could not find model "{request["ModelName"]}".')
+        return {k: v for k, v in model.items() if k != "Tags"}
+
+    def op_ListModels(self, request: dict[str, Any]) -> dict[str, Any]:
+        models = listed(list(self.models.values()), request, lambda m: m["ModelName"], "CreationTime")
+        return {"Models": [{k: m[k] for k in ("ModelName", "ModelArn", "CreationTime")} for m in models]}
+
+    def op_DeleteModel(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.models.pop(request["ModelName"], None)
+        return {}
+
+    def op_CreateEndpointConfig(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["EndpointConfigName"]
+        arn = resource_arn("endpoint-config", name)
+        with self._lock:
+            if name in self.configs:
+                raise ServiceError(
+                    "ValidationException", f'Cannot create already existing endpoint configuration "{arn}".'
+                )
+            for variant in request["ProductionVariants"]:
+                if variant["ModelName"] not in self.models:
+                    raise ServiceError("ValidationException", f'Could not find model "{variant["ModelName"]}".')
+            self.configs[name] = {**request, "EndpointConfigArn": arn, "CreationTime": time.time()}
+        self._tag(arn, request)
+        return {"EndpointConfigArn": arn}
+
+    def op_DescribeEndpointConfig(self, request: dict[str, Any]) -> dict[str, Any]:
+        config = self.configs.get(request["EndpointConfigName"])
+        if config is None:
+            raise ServiceError(
+                "ValidationException", f'Could not find endpoint configuration "{request["EndpointConfigName"]}".'
+            )
+        return {k: v for k, v in config.items() if k != "Tags"}
+
+    def op_ListEndpointConfigs(self, request: dict[str, Any]) -> dict[str, Any]:
+        configs = listed(list(self.configs.values()), request, lambda c: c["EndpointConfigName"], "CreationTime")
+        fields = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+        return {"EndpointConfigs": [{k: c[k] for k in fields} for c in configs]}
+
+    def op_DeleteEndpointConfig(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.configs.pop(request["EndpointConfigName"], None)
+        return {}
+
+    # endpoints -----------------------------------------------------------------
+    def op_CreateEndpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        name, config_name = request["EndpointName"], request["EndpointConfigName"]
+        arn = resource_arn("endpoint", name)
+        with self._lock:
+            if name in self.endpoints:
+                raise ServiceError("ValidationException", f'Cannot create already existing endpoint "{arn}".')
+            self._config(config_name)
+            endpoint = self.endpoints[name] = Endpoint(name, config_name)
+        self._tag(arn, request)
+        threading.Thread(target=self._deploy, args=(endpoint, config_name), daemon=True).start()
+        return {"EndpointArn": arn}
+
+    def op_UpdateEndpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        name, config_name = request["EndpointName"], request["EndpointConfigName"]
+        with self._lock:
+            endpoint = self._endpoint(name)
+            self._config(config_name)
+            if endpoint.status != "InService":
+                raise ServiceError("ValidationException", f"Cannot update endpoint {name} in status {endpoint.status}.")
+            endpoint.status, endpoint.failure, endpoint.modified = "Updating", None, time.time()
+        threading.Thread(target=self._deploy, args=(endpoint, config_name), daemon=True).start()
+        return {"EndpointArn": resource_arn("endpoint", name)}
+
+    def op_DescribeEndpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        endpoint = self._endpoint(request["EndpointName"])
+        config = self.configs.get(endpoint.config_name, {})
+        described = {
+            "EndpointName": endpoint.name,
+            "EndpointArn": resource_arn("endpoint", endpoint.name),
+            "EndpointConfigName": endpoint.config_name,
+            "EndpointStatus": endpoint.status,
+            "CreationTime": endpoint.created,
+            "LastModifiedTime": endpoint.modified,
+            "ProductionVariants": [
+                {"VariantName": v["VariantName"], "CurrentWeight": 1.0, "DesiredWeight": 1.0}
+                for v in config.get("ProductionVariants", [])
+            ],
+        }
+        if endpoint.failure:
+            described["FailureReason"] = endpoint.failure
+        return described
+
+    def op_ListEndpoints(self, request: dict[str, Any]) -> dict[str, Any]:
+        endpoints = listed(list(self.endpoints.values()), request, lambda e: e.name)
+        return {
+            "Endpoints": [
+                {
+                    "EndpointName": e.name,
+                    "EndpointArn": resource_arn("endpoint", e.name),
+                    "EndpointStatus": e.status,
+                    "CreationTime": e.created,
+                    "LastModifiedTime": e.modified,
+                }
+                for e in endpoints
+                if request.get("StatusEquals", e.status) == e.status
+            ]
+        }
+
+    def op_DeleteEndpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            endpoint = self._endpoint(request["EndpointName"])
+            del self.endpoints[endpoint.name]
+        if endpoint.server:
+            endpoint.server.drain_and_stop()
+        return {}
+
+    def _endpoint(self, name: str) -> Endpoint:
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            raise ServiceError("ValidationException", f'Could not find endpoint "{resource_arn("endpoint", name)}".')
+        return endpoint
+
+    def _config(self, name: str) -> dict[str, Any]:
+        config = self.configs.get(name)
+        if config is None:
+            raise ServiceError("ValidationException", f'Could not find endpoint configuration "{name}".')
+        return config
+
+    def _deploy(self, endpoint: Endpoint, config_name: str) -> None:
+        """Starts the new model server; traffic moves only once it is healthy."""
+        variant = self._config(config_name)["ProductionVariants"][0]
+        work = self.workdir / "endpoints" / endpoint.name / f"{config_name}-{time.monotonic_ns()}"
+        try:
+            if endpoint.name in self.failing_deployments:
+                raise RuntimeError(self.failing_deployments.pop(endpoint.name))
+            server = self._model_server(variant["ModelName"], work)
+            if not server.ping():
+                server.stop()
+                raise RuntimeError("the model server did not pass its health check")
+        except Exception as error:
+            with self._lock:
+                endpoint.modified = time.time()
+                if endpoint.server is None:
+                    endpoint.status, endpoint.failure = "Failed", f"{error}"
+                else:
+                    # A failed update leaves the old model serving, as SageMaker does.
+                    endpoint.status = "InService"
+                    endpoint.failure = f"Update to {config_name} failed and was rolled back: {error}"
+            return
+        with self._lock:
+            previous, endpoint.server = endpoint.server, server
+            endpoint.config_name, endpoint.status, endpoint.modified = config_name, "InService", time.time()
+        if previous:
+            previous.drain_and_stop()
+
+    def fail_next_deployment(self, endpoint_name: str, reason: str) -> None:
+        """Makes the next create or update of this endpoint fail its health check, as a broken model would."""
+        self.failing_deployments[endpoint_name] = reason
+
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str) -> tuple[int, str, bytes]:
+        with self._lock:
+            endpoint = self.endpoints.get(name)
+            server = endpoint.server if endpoint else None
+            if server is not None:
+                # Admitted under the lock that guards the traffic switch, so a draining server
+                # never sees a request arrive after it reported none in flight.
+                server.admit()
+        if server is None:
+            # The runtime API names this error ValidationError, unlike the control plane's ValidationException.
+            raise ServiceError("ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+        return server.invoke(body, content_type, accept)
