@@ -193,11 +193,15 @@ def _dynamodb(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
     return [Check(f"dynamodb:{operation}", _arn("dynamodb", f"table/{t}")) for t in tables]
 
 
+# A mock-config test case runs on a copy of its machine named "<machine>--<case>" (see
+# LocalDeployment.test_case_machine), standing in for Step Functions Local's "<arn>#<case>".
+TEST_CASE_COPY = re.compile(r"^(arn:aws:states:[^:]*:[^:]*:(?:execution|stateMachine):[^:#]+?)(?:--|#)[^:]+")
+
+
 def _states(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
     resource = request.get("stateMachineArn") or request.get("executionArn") or "*"
-    if "#" in resource:  # a mock-config test case runs on its machine's permissions
-        resource = resource.split("#", 1)[0]
-    return [Check(f"states:{operation}", resource)]
+    # A test case runs on its machine's permissions.
+    return [Check(f"states:{operation}", TEST_CASE_COPY.sub(r"\1", resource))]
 
 
 _SAGEMAKER_NAMES = {

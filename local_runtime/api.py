@@ -26,7 +26,8 @@ class Route:
 
     @property
     def pattern(self) -> re.Pattern[str]:
-        return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$")
+        # Matched with fullmatch: "$" would accept a trailing newline in a path parameter.
+        return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)))
 
 
 class LocalApi:
@@ -50,7 +51,7 @@ class LocalApi:
         if not request.path.startswith(prefix + "/"):
             return self._error(403, "Missing Authentication Token")
         path = request.path[len(prefix) :]
-        matching = [(r, m) for r in self.routes if (m := r.pattern.match(path))]
+        matching = [(r, m) for r in self.routes if (m := r.pattern.fullmatch(path))]
         if not matching:
             return self._error(403, "Missing Authentication Token")
         chosen = next(((r, m) for r, m in matching if r.method == request.method), None)

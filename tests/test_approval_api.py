@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 from conftest import REGION
-from decision import BadDecision, parse_decision, same_origin
+from decision import BadDecision, parse_decision, same_origin, valid_approval_id
 from handlers import LambdaContext, load_handler, sample_event
 from review import new_approval_id
 
@@ -75,14 +75,16 @@ def api(approvals):
     return call
 
 
-def _pending(approvals, token: str, expires_in: int = 3600, model: str = "mlops-candidate-1") -> dict:
+def _pending(
+    approvals, token: str, expires_in: int = 3600, model: str = "mlops-candidate-1", execution_arn: str = ""
+) -> dict:
     now = datetime.now(UTC)
     item = {
         "approvalId": new_approval_id(),
         "status": "pending",
         "taskToken": token,
         "csrfToken": "csrf-secret-value",
-        "executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:e",
+        "executionArn": execution_arn or "arn:aws:states:us-east-1:123456789012:execution:m:e",
         "modelName": model,
         "gateReason": "better than production",
         "candidateAccuracy": "0.9565",
@@ -107,7 +109,8 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": f"https:/
 
 
 def test_review_page_shows_both_models_and_has_no_side_effects(api, approvals) -> None:
-    item = _pending(approvals, "token")
+    execution = WaitingExecution()
+    item = _pending(approvals, execution.token, execution_arn=execution.arn)
     page = api("GET", item["approvalId"])
     assert page["statusCode"] == 200
     assert "0.9565" in page["body"] and "0.9130" in page["body"] and "0.9333" in page["body"]
@@ -174,6 +177,9 @@ def test_decision_after_the_execution_stopped_waiting_is_a_410(api, approvals, a
         (None, FORM, 400),
         (_form("maybe"), FORM, 400),
         ("{not json", {**FORM, "Content-Type": "application/json"}, 400),
+        (json.dumps({"decision": ["approve"]}), {**FORM, "Content-Type": "application/json"}, 400),
+        (json.dumps({"decision": {"approve": 1}}), {**FORM, "Content-Type": "application/json"}, 400),
+        ("[" * 3000 + "]" * 3000, {**FORM, "Content-Type": "application/json"}, 400),
         (_form("approve", csrf="guessed"), FORM, 403),
         (_form("approve", csrf=""), FORM, 403),
         (_form("approve"), {**FORM, "Origin": "https://evil.example"}, 403),
@@ -191,8 +197,18 @@ def test_wrong_method_is_a_client_error(api, approvals) -> None:
     assert 400 <= api("DELETE", item["approvalId"])["statusCode"] < 500
 
 
+def test_review_page_of_a_run_that_no_longer_waits_says_so_and_offers_no_decision(api, approvals) -> None:
+    execution = WaitingExecution(timeout_seconds=1)
+    item = _pending(approvals, execution.token, execution_arn=execution.arn)
+    assert execution.result()["status"] == "FAILED"  # the task timed out: the run no longer waits
+    page = api("GET", item["approvalId"])
+    assert page["statusCode"] == 410 and "no longer waits" in page["body"]
+    assert "<form" not in page["body"]
+
+
 def test_stored_text_is_escaped_in_pages(api, approvals) -> None:
-    item = _pending(approvals, "token", model="<script>alert(1)</script>")
+    execution = WaitingExecution()
+    item = _pending(approvals, execution.token, model="<script>alert(1)</script>", execution_arn=execution.arn)
     body = api("GET", item["approvalId"])["body"]
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;" in body
@@ -204,6 +220,12 @@ def test_decision_parsing_accepts_forms_and_json() -> None:
     assert (parsed.status, parsed.comment, parsed.reviewer) == ("rejected", "meh", "anonymous")
     with pytest.raises(BadDecision, match="decision must be"):
         parse_decision("csrf=x", "application/x-www-form-urlencoded")
+
+
+def test_approval_ids_are_matched_whole_so_a_trailing_newline_is_refused() -> None:
+    assert valid_approval_id("A" * 32)
+    assert not valid_approval_id("A" * 32 + "\n")
+    assert not valid_approval_id("A" * 31)
 
 
 def test_same_origin_allows_only_the_api_host() -> None:

@@ -19,6 +19,7 @@ DYNAMODB, SAGEMAKER, LAMBDA = (
     "SageMaker.AmazonSageMakerException",
     "Lambda.Unknown",
 )
+NOT_RECORDED = ["Approval not on record", *FUNNEL]
 FAILURES = [
     ("ClaimStoreDown", "Claim data version", DYNAMODB, ["Notify failure", "Run failed"]),
     ("LockStoreDown", "Take pipeline lock", DYNAMODB, FUNNEL),
@@ -26,6 +27,19 @@ FAILURES = [
     ("ModelCreationFails", "Create candidate model", SAGEMAKER, FUNNEL),
     ("ScoringFailsAndMailIsDown", "Score test set", SAGEMAKER, FUNNEL),
     ("ReviewRequestFails", "Wait for approval", LAMBDA, FUNNEL),
+    (
+        "ResumedWithoutReview",
+        "Does the approval name its record?",
+        "ApprovalNotRecorded",
+        ["Approval not on record", *FUNNEL],
+    ),
+    (
+        "ApprovalNotOnRecord",
+        "Confirm the recorded approval",
+        "ApprovalNotRecorded",
+        ["Approval not on record", *FUNNEL],
+    ),
+    ("ApprovalStoreDown", "Confirm the recorded approval", DYNAMODB, FUNNEL),
     ("EndpointConfigFails", "Create endpoint config", SAGEMAKER, FUNNEL),
     ("EndpointCreationFails", "Create endpoint", SAGEMAKER, FUNNEL),
     ("EndpointUpdateFails", "Update endpoint", SAGEMAKER, FUNNEL),

@@ -9,14 +9,18 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pipeline
 import pytest
 from asl import ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from run_config import ALLOWED_FIELDS
 
 from local_runtime import actions
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import LocalDeployment, wait_for
 from local_runtime.template import UnsupportedTemplate, load_template
 
 
@@ -270,3 +274,28 @@ def test_the_shape_check_finds_missing_undefined_and_mistyped_members() -> None:
     ]
     describe = SESSION.get_service_model("sagemaker").operation_model("DescribeModel").output_shape
     assert "DescribeModelOutput: required member ModelName is missing" in shape_errors(describe, {})
+
+
+not_objects = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30) | st.lists(
+    st.integers(), max_size=3)  # fmt: skip
+unknown_fields = st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda k: k not in ALLOWED_FIELDS),
+                                 st.integers() | st.text(max_size=10), min_size=1, max_size=3)  # fmt: skip
+huge_values = st.sampled_from(["trigger", "rawDataUri", "dataVersion", "accuracyThreshold", "x" * 200_000]).map(
+    lambda field: {field: "y" * 200_000} if field != "x" * 200_000 else {field: 1}
+) | st.just({"hyperparameters": {"n_estimators": "9" * 200_000}})
+
+
+@settings(max_examples=25, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(run_input=not_objects | unknown_fields | huge_values)
+def test_any_input_start_execution_accepts_ends_in_invalid_input_with_a_notification(stack, run_input) -> None:
+    sfn = stack.client("stepfunctions")
+    name = str(uuid.uuid4())
+    arn = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(run_input))[
+        "executionArn"
+    ]
+    view = pipeline.finish(stack, arn, timeout=60)
+    assert view.status == "FAILED" and view.error == "InvalidInput"
+    assert pipeline.path(view) == ["Check run input", "Keep the input error", "Notify failure", "Run failed"]
+    assert len(view.cause) < 2000  # bad values are quoted short, whatever their size
+    mailed = wait_for(lambda: [m for m in stack.read_inbox() if name in m["Message"]], timeout=10, what="the mail")
+    assert mailed[0]["MessageAttributes"]["outcome"]["Value"] == "failed"

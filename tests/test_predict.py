@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 import requests
 from handlers import LambdaContext, load_handler, sample_event
-from payload import MAX_ROWS, BadRequest, parse_rows
+from payload import MAX_ROWS, BadRequest, body_text, parse_rows
 
 
 def test_one_csv_row_as_in_the_curl_example() -> None:
@@ -37,6 +38,11 @@ def test_several_csv_rows_and_instances_are_accepted() -> None:
         (json.dumps({"data": "1,\n"}), "row 1, value 2"),
         (json.dumps({"instances": [[1]] * (MAX_ROWS + 1)}), f"at most {MAX_ROWS} rows"),
         (json.dumps({"data": "1," * 40_000}), "larger than 64 KB"),
+        ("[" * 30_000 + "]" * 30_000, "nested too deeply or a number too long"),
+        ('{"instances": [[' + "9" * 5000 + "]]}", "nested too deeply or a number too long"),
+        ('{"instances": [[' + "9" * 400 + "]]}", "not a finite number"),
+        (json.dumps({"data": "1e39,1,2,3"}), "beyond the largest value the model takes"),
+        (json.dumps({"data": "1," + "x" * 5000}), "value 2: '" + "x" * 36 + "... is not a number"),
     ],
 )
 def test_bad_payloads_are_rejected_with_a_message_that_says_what_to_fix(body, message) -> None:
@@ -53,6 +59,22 @@ def predict(aws, monkeypatch):
         return handler({**sample_event("predict"), "body": body}, LambdaContext("predict"))
 
     return call
+
+
+def test_a_body_that_is_not_utf8_is_a_bad_request() -> None:
+    with pytest.raises(BadRequest, match="not UTF-8"):
+        body_text(base64.b64encode(b'{"data": "\xff"}').decode(), base64_encoded=True)
+    assert body_text(base64.b64encode(b'{"data": "1"}').decode(), base64_encoded=True) == '{"data": "1"}'
+
+
+def test_an_unreachable_endpoint_is_a_json_503(aws, monkeypatch) -> None:
+    # Nothing listens on the discard port: the SDK fails to connect, as when the endpoint's host is down.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("ENDPOINT_NAME", "mlops-endpoint")
+    handler = load_handler("predict").lambda_handler
+    reply = handler(sample_event("predict"), LambdaContext("predict"))
+    assert reply["statusCode"] == 503 and "could not be reached" in json.loads(reply["body"])["message"]
 
 
 def test_bad_requests_get_a_400_and_never_reach_the_endpoint(predict) -> None:

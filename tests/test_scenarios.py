@@ -7,6 +7,7 @@ endpoint. Failures that cannot be provoked for real here come from statemachine/
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pipeline
@@ -21,6 +22,7 @@ from local_runtime.stack import LocalDeployment
 HEAD = ["Check run input", "Claim data version", "Take pipeline lock", "Prepare data", "Train candidate model",
         "Evaluate candidate", "Is the candidate good enough?"]  # fmt: skip
 TO_REVIEW = [*HEAD, "Create candidate model", "Score test set", "Wait for approval"]
+APPROVED = ["Does the approval name its record?", "Confirm the recorded approval"]
 STATUS_LOOP = ["Start status checks", "Wait for endpoint", "Check endpoint status", "Count status check",
                "Is the endpoint live?"]  # fmt: skip
 SUCCESS_TAIL = ["Release pipeline lock", "Notify outcome", "Report outcome", "Run finished"]
@@ -93,7 +95,7 @@ def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
     view = pipeline.finish(stack, arn)
     assert view.status == "SUCCEEDED"
     assert pipeline.path(view) == [
-        *TO_REVIEW, "Create endpoint config", "Look up live endpoint", "Create endpoint", *STATUS_LOOP,
+        *TO_REVIEW, *APPROVED, "Create endpoint config", "Look up live endpoint", "Create endpoint", *STATUS_LOOP,
         "Register production model", "Was another model in production?", "Point registry at new model",
         "Model deployed", *SUCCESS_TAIL,
     ]  # fmt: skip
@@ -120,7 +122,8 @@ def test_better_model_updates_the_existing_endpoint_and_retires_the_old_one(stac
     _review(stack, "approve")
     view = pipeline.finish(stack, arn)
     assert pipeline.path(view) == [
-        *TO_REVIEW, "Create endpoint config", "Look up live endpoint", "Choose update strategy", "Update endpoint",
+        *TO_REVIEW, *APPROVED, "Create endpoint config", "Look up live endpoint", "Choose update strategy",
+        "Update endpoint",
         *STATUS_LOOP, "Register production model", "Was another model in production?", "Retire previous model",
         "Point registry at new model", "Model deployed", *SUCCESS_TAIL,
     ]  # fmt: skip
@@ -168,6 +171,24 @@ def test_rejected_model_changes_nothing_and_its_link_cannot_be_reused(stack, sta
     replay = actions.decide(link, "approve", reviewer="Mallory")
     assert replay.status_code == 200 and "Already decided: rejected by Dana" in replay.text
     _late_outcome_is_refused(stack, link)
+    _unchanged(stack, state)
+
+
+def test_a_run_resumed_without_the_review_page_deploys_nothing(stack, state) -> None:
+    """Anyone allowed GetExecutionHistory and SendTaskSuccess holds the token; only the recorded decision counts."""
+    arn = _manual(stack, "scenario/forged")
+    link = actions.review_link(pipeline.review_email(stack)["Message"])
+    sfn = stack.client("stepfunctions")
+    scheduled = [e for e in sfn.get_execution_history(executionArn=arn)["events"] if e["type"] == "TaskScheduled"]
+    token = json.loads(scheduled[-1]["taskScheduledEventDetails"]["parameters"])["Payload"]["taskToken"]
+    forged = {"approvalId": link.rsplit("/", 1)[1], "decision": "approved", "reviewer": "not a reviewer"}
+    sfn.send_task_success(taskToken=token, output=json.dumps(forged))
+    view = pipeline.finish(stack, arn)
+    assert view.error == "ApprovalNotRecorded" and "nothing was deployed" in view.cause
+    assert pipeline.path(view)[len(TO_REVIEW) :][:3] == [*APPROVED, "Approval not on record"]
+    assert pipeline.outcomes_mailed(stack) == ["review-requested", "failed"]
+    page = requests.get(link, timeout=10)
+    assert page.status_code == 410 and "no longer waits" in page.text
     _unchanged(stack, state)
 
 
@@ -224,7 +245,7 @@ def test_malformed_raw_csv_fails_the_data_preparation_with_a_clear_cause(stack, 
 def test_malformed_execution_input_fails_at_the_first_state_naming_the_field(stack, state) -> None:
     arn = pipeline.start(stack, {"accuracyThreshold": "high"})
     view = pipeline.finish(stack, arn)
-    assert pipeline.path(view) == ["Check run input", "Notify failure", "Run failed"]
+    assert pipeline.path(view) == ["Check run input", "Keep the input error", "Notify failure", "Run failed"]
     assert view.error == "InvalidInput" and "accuracyThreshold: must be a number" in view.cause
     assert pipeline.outcomes_mailed(stack) == ["failed"]
     _unchanged(stack, state)

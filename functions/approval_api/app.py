@@ -14,7 +14,15 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from decision import BadDecision, DecisionRequest, csrf_matches, parse_decision, same_origin, valid_approval_id
+from decision import (
+    BadDecision,
+    DecisionRequest,
+    body_text,
+    csrf_matches,
+    parse_decision,
+    same_origin,
+    valid_approval_id,
+)
 from pages import SECURITY_HEADERS, decided_page, expired_page, message_page, review_page
 
 logger = Logger()
@@ -22,6 +30,7 @@ app = APIGatewayRestResolver()
 DECIDED = ("approved", "rejected")
 # Step Functions' answers when the execution no longer waits for this token.
 TOKEN_GONE = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
+CLOSED = "The run no longer waits for this decision: nothing can be decided here, and nothing was deployed."
 
 
 @cache
@@ -58,27 +67,49 @@ def _expired(item: dict[str, Any], now: datetime) -> bool:
     return item.get("status") == "expired" or datetime.fromisoformat(item["expiresAt"]) <= now
 
 
+def _approval_id(routed: str) -> str | None:
+    """The id as API Gateway passed it. The router's own match is anchored with "$", which lets a trailing
+    newline through and drops it from ``routed``; the path parameter keeps every character."""
+    given = (app.current_event.path_parameters or {}).get("id", routed)  # the template's /approvals/{id}
+    return given if valid_approval_id(given) else None
+
+
 @app.get("/approvals/<approval_id>")
 def show_review(approval_id: str) -> Response:
+    approval_id = _approval_id(approval_id)
     # No side effects here: mail scanners prefetch links.
-    item = _load(approval_id) if valid_approval_id(approval_id) else None
+    item = _load(approval_id) if approval_id else None
     if item is None:
         return _not_found()
     if item.get("status") in DECIDED:
         return _html(200, decided_page(item, just_now=False))
     if _expired(item, datetime.now(UTC)):
         return _html(410, expired_page(item))
+    if not _run_waits(item["executionArn"]):
+        return _html(410, message_page("This review is closed", CLOSED))
     return _html(200, review_page(item))
+
+
+def _run_waits(execution_arn: str) -> bool:
+    """Whether the run still waits for this decision; a run resumed or stopped some other way does not."""
+    try:
+        return _stepfunctions().describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ExecutionDoesNotExist":  # past Step Functions' retention
+            return False
+        raise
 
 
 @app.post("/approvals/<approval_id>")
 def record_decision(approval_id: str) -> Response:
-    if not valid_approval_id(approval_id):
+    approval_id = _approval_id(approval_id)
+    if approval_id is None:
         return _not_found()
     if not same_origin(_header("origin"), _header("host")):
         return _html(403, message_page("Decision refused", "Decisions can only be sent from the review page itself."))
     try:
-        request = parse_decision(app.current_event.decoded_body, _header("content-type") or "")
+        event = app.current_event
+        request = parse_decision(body_text(event.body, event.is_base64_encoded), _header("content-type") or "")
     except BadDecision as error:
         return _html(400, message_page("Decision not understood", str(error)))
     item = _load(approval_id)
@@ -119,7 +150,7 @@ def _apply(item: dict[str, Any], request: DecisionRequest, now: datetime) -> Res
             return _html(409, decided_page(current, just_now=False))
         return _html(410, expired_page(current))
     try:
-        _send(item["taskToken"], request, decided_at)
+        _send(item["taskToken"], item["approvalId"], request, decided_at)
     except ClientError as error:
         code = error.response["Error"]["Code"]
         if code in TOKEN_GONE:
@@ -150,9 +181,10 @@ def _apply(item: dict[str, Any], request: DecisionRequest, now: datetime) -> Res
     )
 
 
-def _send(token: str, request: DecisionRequest, decided_at: str) -> None:
+def _send(token: str, approval_id: str, request: DecisionRequest, decided_at: str) -> None:
     if request.status == "approved":
         output = {
+            "approvalId": approval_id,
             "decision": "approved",
             "reviewer": request.reviewer,
             "comment": request.comment,

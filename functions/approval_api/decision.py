@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
-# Approval ids are 24 random bytes, base64url: exactly 32 characters.
-APPROVAL_ID = re.compile(r"^[A-Za-z0-9_-]{32}$")
+# Approval ids are 24 random bytes, base64url: exactly 32 characters (checked with fullmatch: "$" alone
+# would let a trailing newline through).
+APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 DECISIONS = {"approve": "approved", "reject": "rejected"}
 MAX_BODY = 4096
 
@@ -27,7 +30,17 @@ class DecisionRequest:
 
 
 def valid_approval_id(approval_id: str | None) -> bool:
-    return bool(approval_id) and APPROVAL_ID.match(approval_id) is not None
+    return bool(approval_id) and APPROVAL_ID.fullmatch(approval_id) is not None
+
+
+def body_text(body: str | None, base64_encoded: bool) -> str:
+    """The request body as text, as API Gateway passes it; a body that is not UTF-8 is a bad request."""
+    if not body or not base64_encoded:
+        return body or ""
+    try:
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise BadDecision("the body is not UTF-8 text") from None
 
 
 def parse_decision(body: str | None, content_type: str) -> DecisionRequest:
@@ -38,14 +51,14 @@ def parse_decision(body: str | None, content_type: str) -> DecisionRequest:
     if content_type.split(";")[0].strip().lower() == "application/json":
         try:
             fields = json.loads(body)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             raise BadDecision("the body is not valid JSON") from None
         if not isinstance(fields, dict):
             raise BadDecision("the JSON body must be an object")
     else:
         fields = {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
     decision = fields.get("decision")
-    if decision not in DECISIONS:
+    if not isinstance(decision, str) or decision not in DECISIONS:
         raise BadDecision("decision must be 'approve' or 'reject'")
     reviewer, comment, csrf = (fields.get(name, "") for name in ("reviewer", "comment", "csrf"))
     if not all(isinstance(value, str) for value in (reviewer, comment, csrf)):

@@ -12,8 +12,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
-from payload import BadRequest, parse_rows
+from botocore.exceptions import BotoCoreError, ClientError
+from payload import BadRequest, body_text, parse_rows
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -39,7 +39,8 @@ def _model_message(error: ClientError) -> str:
 @app.post("/predict")
 def predict() -> Response:
     try:
-        rows = parse_rows(app.current_event.decoded_body)
+        event = app.current_event
+        rows = parse_rows(body_text(event.body, event.is_base64_encoded))
     except BadRequest as error:
         return _json(400, {"message": str(error)})
     try:
@@ -58,6 +59,10 @@ def predict() -> Response:
             return _json(503, {"message": "The model endpoint is not deployed yet; approve a model first."})
         logger.exception("endpoint call failed")
         return _json(502, {"message": "The model endpoint failed to answer; try again later."})
+    except BotoCoreError:
+        # Connection refused, timed out or cut: no answer at all, which a retry may get.
+        logger.exception("endpoint unreachable")
+        return _json(503, {"message": "The model endpoint could not be reached; try again later."})
     result = json.loads(reply["Body"].read())
     return _json(200, result)
 

@@ -9,6 +9,8 @@ The feature count is checked by the model itself, which knows it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from typing import Any
@@ -16,10 +18,28 @@ from typing import Any
 MAX_BODY_BYTES = 64 * 1024
 MAX_ROWS = 1000
 MAX_FEATURES = 10_000
+# The largest float32: the model server's arrays cannot hold more, and would answer with a 500.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class BadRequest(ValueError):
     """The client sent something we cannot predict on; the message says what to fix."""
+
+
+def _quoted(value: Any) -> str:
+    """A bad value as the error message shows it: never more than a few dozen characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def body_text(body: str | None, base64_encoded: bool) -> str:
+    """The request body as text, as API Gateway passes it; a body that is not UTF-8 is a bad request."""
+    if not body or not base64_encoded:
+        return body or ""
+    try:
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise BadRequest("the body is not UTF-8 text") from None
 
 
 def _row(values: list[Any], index: int) -> list[float]:
@@ -29,14 +49,19 @@ def _row(values: list[Any], index: int) -> list[float]:
         raise BadRequest(f"row {index + 1} has more than {MAX_FEATURES} values")
     row = []
     for position, value in enumerate(values):
+        where = f"row {index + 1}, value {position + 1}: {_quoted(value)}"
         if isinstance(value, bool):
-            raise BadRequest(f"row {index + 1}, value {position + 1}: {value!r} is not a number")
+            raise BadRequest(f"{where} is not a number")
         try:
             number = float(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError):
-            raise BadRequest(f"row {index + 1}, value {position + 1}: {value!r} is not a number") from None
+            raise BadRequest(f"{where} is not a number") from None
+        except OverflowError:
+            number = math.inf
         if not math.isfinite(number):
-            raise BadRequest(f"row {index + 1}, value {position + 1}: {value!r} is not a finite number")
+            raise BadRequest(f"{where} is not a finite number")
+        if abs(number) > FLOAT32_MAX:
+            raise BadRequest(f"{where} is beyond the largest value the model takes (3.4e38)")
         row.append(number)
     return row
 
@@ -51,6 +76,8 @@ def parse_rows(body: str | None) -> list[list[float]]:
         payload = json.loads(body)
     except json.JSONDecodeError as error:
         raise BadRequest(f"the body is not valid JSON ({error.msg} at position {error.pos})") from None
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not JSON this API takes: nested too deeply or a number too long") from None
     if not isinstance(payload, dict) or ("data" in payload) == ("instances" in payload):
         raise BadRequest('the body must be an object with exactly one of "data" (CSV text) or "instances" (rows)')
     if "data" in payload:

@@ -30,6 +30,7 @@ ALLOWED_FIELDS = frozenset(
 # Longest prefix that still leaves room for "-" and a 36-character UUID in a 63-character job name.
 JOB_PREFIX_MAX = 26
 HYPERPARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+HYPERPARAMETER_VALUE_MAX = 2500
 DEPLOY_BUDGET_SECONDS = 5400
 LOCK_MARGIN = timedelta(hours=6)
 
@@ -38,23 +39,33 @@ class InvalidInput(Exception):
     """Raised for input the pipeline cannot run with; its name is the Error the ASL reports."""
 
     def __init__(self, field: str, problem: str) -> None:
+        field = _shortened(field)
         super().__init__(f"{field}: {problem}")
         self.field = field
+
+
+def _shortened(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _quoted(value: Any) -> str:
+    """A bad value as the error shows it: short, so the Cause and the notification stay readable and small."""
+    return _shortened(repr(value))
 
 
 def _number(source: dict[str, Any], field: str, low: float, high: float, *, integer: bool = False) -> float | int:
     value = source[field]
     if isinstance(value, bool):
-        raise InvalidInput(field, f"must be a number, got {value!r}")
+        raise InvalidInput(field, f"must be a number, got {_quoted(value)}")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InvalidInput(field, f"must be a number, got {value!r}") from None
+        raise InvalidInput(field, f"must be a number, got {_quoted(value)}") from None
     if not math.isfinite(number) or not low <= number <= high:
-        raise InvalidInput(field, f"must be between {low:g} and {high:g}, got {value!r}")
+        raise InvalidInput(field, f"must be between {low:g} and {high:g}, got {_quoted(value)}")
     if integer:
         if number != int(number):
-            raise InvalidInput(field, f"must be a whole number, got {value!r}")
+            raise InvalidInput(field, f"must be a whole number, got {_quoted(value)}")
         return int(number)
     return number
 
@@ -81,13 +92,13 @@ def _data_source(run_input: dict[str, Any], defaults: dict[str, str], execution_
         key = _string(run_input, "key")
         etag = _string(run_input, "etag")
         if event_bucket != bucket:
-            raise InvalidInput("bucket", f"must be the stack's data bucket {bucket!r}, got {event_bucket!r}")
+            raise InvalidInput("bucket", f"must be the stack's data bucket {bucket!r}, got {_quoted(event_bucket)}")
         if not key.startswith(prefix) or not key.lower().endswith(".csv"):
-            raise InvalidInput("key", f"must be a .csv object under {prefix!r}, got {key!r}")
+            raise InvalidInput("key", f"must be a .csv object under {prefix!r}, got {_quoted(key)}")
         return f"s3://{bucket}/{key}", f"s3://{bucket}/{key}@{etag}"
     raw_uri = run_input.get("rawDataUri", f"s3://{bucket}/{prefix}")
     if not isinstance(raw_uri, str) or not raw_uri.startswith(f"s3://{bucket}/"):
-        raise InvalidInput("rawDataUri", f"must be an s3:// URI inside the data bucket {bucket!r}, got {raw_uri!r}")
+        raise InvalidInput("rawDataUri", f"must be an s3:// URI in the data bucket {bucket!r}, got {_quoted(raw_uri)}")
     version = run_input.get("dataVersion", f"{trigger}/{execution_name}")
     if not isinstance(version, str) or not version.strip() or len(version) > 1024:
         raise InvalidInput("dataVersion", "must be a non-empty string of at most 1024 characters")
@@ -104,7 +115,9 @@ def _hyperparameters(run_input: dict[str, Any], model_code_uri: str) -> dict[str
         if not HYPERPARAMETER_NAME.match(name) or name.startswith("sagemaker_"):
             raise InvalidInput(field, "is not an allowed hyperparameter name")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InvalidInput(field, f"must be a string or a number, got {value!r}")
+            raise InvalidInput(field, f"must be a string or a number, got {_quoted(value)}")
+        if len(str(value)) > HYPERPARAMETER_VALUE_MAX:
+            raise InvalidInput(field, f"must be at most {HYPERPARAMETER_VALUE_MAX} characters (SageMaker's limit)")
         chosen[name] = str(value)
     # The framework container reads these two to find and run the training script.
     chosen["sagemaker_program"] = "train.py"
@@ -149,7 +162,7 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
         raise InvalidInput(unknown[0], f"is not a known field (allowed: {', '.join(sorted(ALLOWED_FIELDS))})")
     run_input = {"trigger": "manual", **run_input}
     if run_input["trigger"] not in TRIGGERS:
-        raise InvalidInput("trigger", f"must be one of {', '.join(TRIGGERS)}, got {run_input['trigger']!r}")
+        raise InvalidInput("trigger", f"must be one of {', '.join(TRIGGERS)}, got {_quoted(run_input['trigger'])}")
 
     settings = {
         **defaults,
