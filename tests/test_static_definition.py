@@ -166,6 +166,21 @@ def test_retry_policies_are_well_formed(definition) -> None:
             assert "States.ALL" not in retrier["ErrorEquals"], f"{name}: retrying everything hides real failures"
 
 
+def test_the_model_registry_survives_deleting_or_replacing_the_stack(template) -> None:
+    registry = template["Resources"]["ModelRegistryTable"]
+    assert (registry.get("DeletionPolicy"), registry.get("UpdateReplacePolicy")) == ("Retain", "Retain")
+
+
+def test_service_roles_can_be_assumed_only_for_this_account(template) -> None:
+    trusts = [r["Properties"]["AssumeRolePolicyDocument"] for r in template["Resources"].values()
+              if r["Type"] == "AWS::IAM::Role"]  # fmt: skip
+    assert trusts
+    for trust in trusts:
+        for statement in trust["Statement"]:
+            assert "aws:SourceAccount" in statement["Condition"]["StringEquals"], statement["Principal"]
+            assert "aws:SourceArn" in statement["Condition"]["ArnLike"], statement["Principal"]
+
+
 def test_every_state_has_a_spoken_name(definition) -> None:
     for name in definition["States"]:
         assert name[0].isupper() and " " in name and "_" not in name, f"{name!r} does not read like a runbook step"
