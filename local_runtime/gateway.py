@@ -355,10 +355,15 @@ class Gateway:
         backend = _stepfunctions_backend()
         headers = {"Content-Type": "application/x-amz-json-1.0"}
         token = request.get("taskToken", "")
+
+        def refuse(code: str, message: str) -> list[bytes]:
+            payload = {"__type": code, "message": message}
+            return _respond(start_response, 400, json.dumps(payload).encode(), headers)
+
+        refusal = token_refusal(backend, token)
+        if refusal:
+            return refuse(refusal, TASK_ERRORS[refusal])
         try:
-            refusal = token_refusal(backend, token)
-            if refusal:
-                raise TaskTokenRefused(refusal)
             if target.endswith("SendTaskSuccess"):
                 backend.send_task_success(token, request.get("output", "{}"))
             else:
@@ -367,15 +372,8 @@ class Gateway:
             # moto's own errors carry the name in TYPE (their ``code`` is the HTTP status).
             names = (getattr(error, "TYPE", None), getattr(error, "code", None), type(error).__name__)
             code = next(name for name in names if isinstance(name, str))
-            payload = {"__type": code, "message": TASK_ERRORS.get(code, str(error))}
-            return _respond(start_response, 400, json.dumps(payload).encode(), headers)
+            return refuse(code, TASK_ERRORS.get(code, str(error)))
         return _respond(start_response, 200, b"{}", headers)
-
-
-class TaskTokenRefused(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 TASK_CLOSED = ("TaskSucceeded", "TaskFailed", "TaskTimedOut")
