@@ -22,7 +22,8 @@ HOURS_PER_MONTH = 730
 
 # Which way each decision goes on each outcome; unnamed Choices take their Default, Tasks their Next.
 FIRST_DEPLOY = {
-    "Is the candidate good enough?": "Create candidate model",
+    "Is the candidate good enough?": "Create scoring model",
+    "Does the approval name its record?": "Confirm the recorded approval",
     "Look up live endpoint": "Create endpoint",
     "Is the endpoint live?": "Register production model",
     "Was another model in production?": "Point registry at new model",
@@ -35,8 +36,8 @@ OUTCOMES: dict[str, dict[str, str]] = {
         "Was another model in production?": "Retire previous model",
     },
     "not-promoted": {"Is the candidate good enough?": "Not promoted"},
-    "rejected": {"Is the candidate good enough?": "Create candidate model", "Wait for approval": "Model rejected"},
-    "expired": {"Is the candidate good enough?": "Create candidate model", "Wait for approval": "Review expired"},
+    "rejected": {"Is the candidate good enough?": "Create scoring model", "Wait for approval": "Model rejected"},
+    "expired": {"Is the candidate good enough?": "Create scoring model", "Wait for approval": "Review expired"},
     "failed (training)": {"Train candidate model": "Give back data claim after failure"},
 }
 

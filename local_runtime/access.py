@@ -68,10 +68,13 @@ class AccessDenied(Exception):
 class AccessControl:
     def __init__(self) -> None:
         self.policies: dict[str, list[dict[str, Any]]] = {}
+        self.trust_policies: dict[str, dict[str, Any]] = {}
         self.bucket_policies: dict[str, dict[str, Any]] = {}
         self.function_policies: dict[str, dict[str, Any]] = {}
         self.principals: dict[str, Principal] = {}
         self.engine_role: str | None = None
+        # Customer-managed keys by the bucket or topic ARN they encrypt: using those needs the key too.
+        self.encryption_keys: dict[str, str] = {}
         self.decisions: dict[tuple[str, str, str], bool] = {}
         self.unsupported: set[str] = set()
         # What evaluating costs, for the benchmark: decisions made and the seconds spent making them.
@@ -80,8 +83,25 @@ class AccessControl:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- setup
-    def add_role(self, role_arn: str, policies: list[dict[str, Any]]) -> None:
+    def add_role(self, role_arn: str, policies: list[dict[str, Any]], trust: dict[str, Any] | None = None) -> None:
         self.policies[role_arn] = policies
+        if trust is not None:
+            self.trust_policies[role_arn] = trust
+
+    def assume(self, role_arn: str, service: str, session: str, source_arn: str | None = None) -> Principal:
+        """A service takes a role, as STS allows it: only if the role's trust policy names the service and
+        its conditions hold for this account and the resource acting (aws:SourceArn)."""
+        started = time.perf_counter()
+        trust = self.trust_policies.get(role_arn, {})
+        # A trust policy's statements apply to the role itself; they name no Resource.
+        statements = [{"Resource": role_arn, **s} for s in trust.get("Statement", [])]
+        context = {"aws:SourceAccount": ACCOUNT, **({"aws:SourceArn": source_arn} if source_arn else {})}
+        request = Request(Caller(service, service=service), "sts:AssumeRole", role_arn, context)
+        decision = evaluate(request, [], {"Statement": statements})
+        self._record(service, Check("sts:AssumeRole", role_arn), decision, started)
+        if not decision.allowed:
+            raise AccessDenied(decision)
+        return self.principal(role_arn, session)
 
     def principal(self, role_arn: str, session: str) -> Principal:
         """The credentials a service hands to code running as ``role_arn``."""
@@ -95,6 +115,22 @@ class AccessControl:
         policy["Statement"].append(statement)
 
     # ---------------------------------------------------------- decisions
+    def with_key_use(self, checks: list[Check]) -> list[Check]:
+        """Adds the KMS calls S3 and SNS make with the caller's credentials on a customer-managed key."""
+        used: list[Check] = []
+        for check in checks:
+            bucket = check.resource.split("/", 1)[0] if check.action.startswith("s3:") else check.resource
+            key = self.encryption_keys.get(bucket)
+            if key is None:
+                continue
+            if check.action in ("s3:GetObject", "s3:GetObjectVersion"):
+                used.append(Check("kms:Decrypt", key))
+            elif check.action == "s3:PutObject":
+                used.append(Check("kms:GenerateDataKey", key))
+            elif check.action == "sns:Publish":
+                used += [Check("kms:GenerateDataKey", key), Check("kms:Decrypt", key)]
+        return checks + used
+
     def check(self, principal: Principal, check: Check, resource_policy: dict[str, Any] | None = None) -> Decision:
         started = time.perf_counter()
         identity = self.policies.get(principal.role_arn, [])
@@ -225,6 +261,14 @@ def sagemaker_checks(operation: str, request: dict[str, Any]) -> list[Check]:
     checks = [Check(f"sagemaker:{operation}", _arn("sagemaker", f"{k}/{n.lower()}")) for k, n in named] or [
         Check(f"sagemaker:{operation}", "*")
     ]
+    if operation in ("CreateTrainingJob", "CreateTransformJob") and checks:
+        resources = request.get("ResourceConfig") or request.get("TransformResources") or {}
+        output = request.get("OutputDataConfig") or request.get("TransformOutput") or {}
+        keys = (
+            ("sagemaker:VolumeKmsKey", resources.get("VolumeKmsKeyId")),
+            ("sagemaker:OutputKmsKey", output.get("KmsKeyId")),
+        )
+        checks[0] = Check(checks[0].action, checks[0].resource, tuple((k, v) for k, v in keys if v))
     role = request.get("RoleArn") or request.get("ExecutionRoleArn")
     if role:
         checks.append(Check("iam:PassRole", role, (("iam:PassedToService", "sagemaker.amazonaws.com"),)))

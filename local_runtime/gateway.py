@@ -226,7 +226,7 @@ class Gateway:
             what = f"{environ.get('REQUEST_METHOD')} {path} {environ.get('HTTP_X_AMZ_TARGET', '')}".strip()
             return Decision(False, f"User: {caller.caller.arn} made a request the local runtime cannot map to an "
                                    f"IAM action ({service}: {what}); it is denied rather than guessed")  # fmt: skip
-        for check in checks:
+        for check in self.access.with_key_use(checks):
             decision = self.access.check(caller, check)
             if not decision.allowed:
                 return decision

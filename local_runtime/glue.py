@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from local_runtime import s3files
-from local_runtime.access import AccessControl, Check, Principal
+from local_runtime.access import AccessControl, AccessDenied, Check, Principal
 from local_runtime.errors import ServiceError
 from local_runtime.lambdas import ProviderError
 from local_runtime.template import ACCOUNT, REGION
@@ -49,7 +49,7 @@ class LocalGlue:
         self.jobs[name] = GlueJob(name, script_location, role_arn)
 
     def _authorize(self, name: str, caller: Principal) -> None:
-        job_arn = f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{name}"
+        job_arn = _job_arn(name)
         for action in ("glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns"):
             decision = self.access.check(caller, Check(action, job_arn))
             if not decision.allowed:
@@ -78,8 +78,8 @@ class LocalGlue:
         self.runs[run_id] = run
         try:
             code, log_text, mirrored = self._run_script(job, run_id, arguments)
-        except ClientError as error:
-            # Glue reads the script and the inputs with the job's role before the driver starts.
+        except (ClientError, AccessDenied) as error:
+            # Glue takes the job's role and reads the script and inputs with it before the driver starts.
             code, log_text, mirrored = 1, f"{type(error).__name__}: {error}", {}
         for uri, (local, downloaded) in mirrored.items():
             # Hadoop's local file system leaves .crc checksum files that S3 output would not have.
@@ -114,6 +114,8 @@ class LocalGlue:
         return {"JobRun": run}
 
     def _s3(self, job: GlueJob) -> Any:
+        """Glue takes the job's role for the job (its trust policy must allow that) and acts with it."""
+        self.access.assume(job.role_arn, "glue.amazonaws.com", "GlueJobRunnerSession", _job_arn(job.name))
         return self._client_as("s3", job.role_arn, "GlueJobRunnerSession")
 
     def _run_script(
@@ -175,3 +177,7 @@ class LocalGlue:
             if not line.startswith((" ", "\t")) and ("Error" in line or "Exception" in line) and ":" in line:
                 return line.strip()
         return lines[-1] if lines else "the job failed without output"
+
+
+def _job_arn(name: str) -> str:
+    return f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{name}"

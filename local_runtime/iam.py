@@ -34,6 +34,8 @@ EVALUATED_KEYS = frozenset(
         "iam:passedtoservice",
         "cloudwatch:namespace",
         "s3:prefix",
+        "sagemaker:volumekmskey",
+        "sagemaker:outputkmskey",
     }
 )
 

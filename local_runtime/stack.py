@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from local_runtime.access import AccessControl, Principal
+from local_runtime.access import AccessControl, AccessDenied, Principal
 from local_runtime.api import LocalApi, Route
 from local_runtime.cloudformation import StackDescription
 from local_runtime.gateway import Gateway
@@ -144,7 +144,8 @@ class LocalDeployment:
         # Messages a caller has read from the inbox and wants to keep looking at.
         self.mail: list[dict[str, Any]] = []
         self._servers: list[_Server] = []
-        self._rules: list[tuple[str, str, dict[str, Any], str]] = []
+        # (delivery queue, rule ARN, target state machine, input transformer, target role)
+        self._rules: list[tuple[str, str, str, dict[str, Any], str]] = []
         self._multipart_seen: dict[str, set[tuple[str, ...]]] = defaultdict(set)  # by rule queue
         self.stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack_name}/{uuid.uuid4()}"
         self._stopping = threading.Event()
@@ -290,8 +291,11 @@ class LocalDeployment:
             "AWS::DynamoDB::Table": self._table,
             "AWS::SNS::Topic": self._topic,
             "AWS::Logs::LogGroup": self._log_group,
-            "AWS::IAM::Role": lambda logical_id: None,  # every role, declared or generated, is made by _roles
+            # Every role, declared or generated, and the managed policies they attach are made by _roles.
+            "AWS::IAM::Role": lambda logical_id: None,
+            "AWS::IAM::ManagedPolicy": lambda logical_id: None,
             "AWS::CloudWatch::Alarm": self._alarm,
+            "AWS::Events::Rule": self._events_rule,
             "AWS::Glue::Job": self._glue_job,
             "AWS::Serverless::Api": lambda logical_id: None,  # served by _api once the functions exist
             "AWS::Serverless::Function": self._function,
@@ -340,6 +344,14 @@ class LocalDeployment:
         """Every role of the transformed template, in moto's IAM and in the local access control."""
         assert self.template
         iam = self.client("iam")
+        own = self._managed_policies()
+        declared = {**managed_policy_documents, **{arn: document for arn, (document, _) in own.items()}}
+        # A managed policy may name its roles itself (its Roles property) instead of the role naming it.
+        attached_by_policy = {
+            role: [arn for arn, (_, roles) in own.items() if role in roles]
+            for _, roles in own.values()
+            for role in roles
+        }
         for logical_id, resource in generated.items():
             if resource["Type"] == "AWS::Lambda::Permission":
                 props = self.template.resolve(resource["Properties"])
@@ -360,12 +372,35 @@ class LocalDeployment:
                 document = {"Version": "2012-10-17", **policy["PolicyDocument"]}
                 iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document))
                 documents.append(document)
-            for arn in props.get("ManagedPolicyArns", []):
-                if arn not in managed_policy_documents:
+            for arn in [*props.get("ManagedPolicyArns", []), *attached_by_policy.get(name, [])]:
+                if arn not in declared:
                     log.warning("managed policy %s is unknown to the local runtime; it grants nothing here", arn)
                     continue
-                documents.append(managed_policy_documents[arn])
-            self.access.add_role(self._role_arn(logical_id), documents)
+                documents.append(declared[arn])
+                if arn.startswith(f"arn:aws:iam::{ACCOUNT}:"):
+                    iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+            self.access.add_role(self._role_arn(logical_id), documents, props["AssumeRolePolicyDocument"])
+
+    def _managed_policies(self) -> dict[str, tuple[dict[str, Any], list[str]]]:
+        """The template's own managed policies, created in moto's IAM: ARN -> (document, roles it names)."""
+        assert self.template
+        iam, policies = self.client("iam"), {}
+        for logical_id, resource in self.template.resources.items():
+            if resource["Type"] != "AWS::IAM::ManagedPolicy" or not self.template.conditions.get(
+                resource.get("Condition", ""), True
+            ):
+                continue
+            props = self.template.properties(logical_id)
+            arn = self.template.physical_ids[logical_id]
+            document = {"Version": "2012-10-17", **props["PolicyDocument"]}
+            iam.create_policy(
+                PolicyName=arn.rsplit("/", 1)[1],
+                Path=props.get("Path", "/"),
+                PolicyDocument=json.dumps(document),
+                Description=props.get("Description", ""),
+            )
+            policies[arn] = (document, props.get("Roles", []))
+        return policies
 
     def _role_arn(self, logical_id: str) -> str:
         assert self.template
@@ -392,10 +427,16 @@ class LocalDeployment:
         s3.create_bucket(Bucket=name)
         if "BucketEncryption" in props:
             rules = [
-                {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                {
+                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                    "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled")),
+                }
                 for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
             ]
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+            key = rules[0]["ApplyServerSideEncryptionByDefault"].get("KMSMasterKeyID")
+            if key:
+                self.access.encryption_keys[f"arn:aws:s3:::{name}"] = key
         if "PublicAccessBlockConfiguration" in props:
             s3.put_public_access_block(
                 Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
@@ -429,7 +470,7 @@ class LocalDeployment:
             KeySchema=props["KeySchema"],
             AttributeDefinitions=props["AttributeDefinitions"],
             BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
-            SSESpecification={"Enabled": bool(props.get("SSESpecification", {}).get("SSEEnabled"))},
+            SSESpecification=_table_encryption(props.get("SSESpecification", {})),
         )
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
@@ -440,6 +481,8 @@ class LocalDeployment:
         arn, props = self.template.physical_ids[logical_id], self.template.properties(logical_id)
         sns, sqs = self.client("sns"), self.client("sqs")
         attributes = {"KmsMasterKeyId": props["KmsMasterKeyId"]} if "KmsMasterKeyId" in props else {}
+        if not attributes.get("KmsMasterKeyId", "alias/aws/").startswith("alias/aws/"):
+            self.access.encryption_keys[arn] = attributes["KmsMasterKeyId"]
         sns.create_topic(Name=arn.rsplit(":", 1)[1], Attributes=attributes)
         for index, subscription in enumerate(props.get("Subscription", [])):
             sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
@@ -454,7 +497,11 @@ class LocalDeployment:
 
     def _log_group(self, logical_id: str) -> None:
         assert self.template
-        self.client("logs").create_log_group(logGroupName=self.template.physical_ids[logical_id])
+        name, props = self.template.physical_ids[logical_id], self.template.properties(logical_id)
+        logs = self.client("logs")
+        logs.create_log_group(logGroupName=name, **({"kmsKeyId": props["KmsKeyId"]} if "KmsKeyId" in props else {}))
+        if "RetentionInDays" in props:
+            logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
 
     def _alarm(self, logical_id: str) -> None:
         assert self.template
@@ -493,7 +540,7 @@ class LocalDeployment:
             code_dir,
             settings["Handler"],
             settings["Environment"]["Variables"],
-            principal=self.access.principal(self._execution_role(logical_id), name),
+            principal=self.access.assume(self._execution_role(logical_id), "lambda.amazonaws.com", name),
             **settings,
         )
         self.lambdas.add(function)
@@ -579,6 +626,7 @@ class LocalDeployment:
         role = self._execution_role(logical_id)
         if self.access.engine_role not in (None, role):
             raise UnsupportedTemplate("the local runtime runs state machines with different roles in separate stacks")
+        self.access.assume(role, "states.amazonaws.com", "StepFunctions", arn)
         self.access.engine_role = role
         sfn = self.client("stepfunctions")
         sfn.create_state_machine(
@@ -588,12 +636,16 @@ class LocalDeployment:
         self.state_machine_role = role
         for event_name, event in template.resources[logical_id].get("Properties", {}).get("Events", {}).items():
             event_props = template.resolve(event.get("Properties", {}))
-            event_role = self._role_arn(f"{logical_id}{event_name}Role")
+            event_role = event_props.get("RoleArn") or self._role_arn(f"{logical_id}{event_name}Role")
             if event["Type"] == "EventBridgeRule":
-                self._rule(f"{self.stack_name}-{event_name}", arn, event_props, event_role)
+                self._rule(
+                    f"{self.stack_name}-{event_name}",
+                    event_props["Pattern"],
+                    [{"Arn": arn, "RoleArn": event_role, "InputTransformer": event_props.get("InputTransformer")}],
+                )
             elif event["Type"] in ("ScheduleV2", "Schedule"):
                 self.client("scheduler").create_schedule(
-                    Name=f"{self.stack_name}-{event_name}",
+                    Name=event_props.get("Name") or f"{self.stack_name}-{event_name}",
                     ScheduleExpression=event_props["ScheduleExpression"],
                     State=event_props.get("State", "ENABLED"),
                     FlexibleTimeWindow={"Mode": "OFF"},
@@ -602,41 +654,56 @@ class LocalDeployment:
             else:
                 raise UnsupportedTemplate(f"state machine event type {event['Type']} is not supported locally")
 
-    def _rule(self, name: str, state_machine_arn: str, props: dict[str, Any], role_arn: str) -> None:
+    def _events_rule(self, logical_id: str) -> None:
+        assert self.template
+        props = self.template.properties(logical_id)
+        if "EventPattern" not in props:
+            raise UnsupportedTemplate(f"{logical_id}: only event-pattern rules are deployed locally")
+        for target in props.get("Targets", []):
+            if ":states:" not in target["Arn"]:
+                raise UnsupportedTemplate(f"{logical_id}: only state machine targets are supported locally")
+        self._rule(self.template.physical_ids[logical_id], props["EventPattern"], props.get("Targets", []))
+
+    def _rule(self, name: str, pattern: dict[str, Any], targets: list[dict[str, Any]]) -> None:
         """The rule matches in moto's EventBridge; an SQS target hands matches to the delivery thread,
-        which starts executions with the rule's role, as EventBridge does."""
+        which starts executions with each target's role, as EventBridge does."""
         events, sqs = self.client("events"), self.client("sqs")
         queue = sqs.create_queue(QueueName=f"{name}-delivery")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name=name, EventPattern=json.dumps(props["Pattern"]), State="ENABLED")
+        rule_arn = events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")["RuleArn"]
         events.put_targets(Rule=name, Targets=[{"Id": "state-machine", "Arn": queue_arn}])
-        self._rules.append((queue, state_machine_arn, props.get("InputTransformer", {}), role_arn))
+        for target in targets:
+            self._rules.append(
+                (queue, rule_arn, target["Arn"], target.get("InputTransformer") or {}, target["RoleArn"])
+            )
 
     def _deliver_rule_events(self) -> None:
         sqs = self.client("sqs")
         while not self._stopping.is_set():
-            for queue, state_machine_arn, transformer, role_arn in self._rules:
+            for queue, rule_arn, state_machine_arn, transformer, role_arn in self._rules:
                 try:
                     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
                 except Exception:
                     if self._stopping.is_set():
                         return
                     raise
-                sfn = self.client_as("stepfunctions", role_arn, "events")
                 for message in messages:
                     event = moto_s3_event_as_aws_sends_it(json.loads(message["Body"]), self._multipart_seen[queue])
-                    if event is None:
-                        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-                        continue
-                    try:
-                        sfn.start_execution(
-                            stateMachineArn=state_machine_arn, input=transform_input(event, transformer)
+                    if event is not None:
+                        self._start_from_rule(
+                            rule_arn, state_machine_arn, role_arn, transform_input(event, transformer)
                         )
-                    except ClientError as error:
-                        # EventBridge drops an event its target refuses (no DLQ here) and counts a FailedInvocation.
-                        log.warning("rule %s could not start %s: %s", queue, state_machine_arn, error)
                     sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
             self._stopping.wait(0.1)
+
+    def _start_from_rule(self, rule_arn: str, state_machine_arn: str, role_arn: str, run_input: str) -> None:
+        """EventBridge takes the target's role and starts the execution; a failure drops the event, as
+        EventBridge does without a dead-letter queue (it counts a FailedInvocation)."""
+        try:
+            principal = self.access.assume(role_arn, "events.amazonaws.com", "events", rule_arn)
+            self.client("stepfunctions", principal).start_execution(stateMachineArn=state_machine_arn, input=run_input)
+        except (AccessDenied, ClientError) as error:
+            log.warning("rule %s could not start %s: %s", rule_arn, state_machine_arn, error)
 
     # ---------------------------------------------------- definition mapping
     def rewrite_definition(self, name: str, definition: str) -> str:
@@ -745,3 +812,13 @@ def wait_for(probe: Any, timeout: float, interval: float = 0.1, what: str = "con
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def _table_encryption(declared: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's SSESpecification as DynamoDB's CreateTable takes it."""
+    spec: dict[str, Any] = {"Enabled": bool(declared.get("SSEEnabled"))}
+    if declared.get("SSEType"):
+        spec["SSEType"] = declared["SSEType"]
+    if declared.get("KMSMasterKeyId"):
+        spec["KMSMasterKeyId"] = declared["KMSMasterKeyId"]
+    return spec

@@ -127,6 +127,7 @@ class Template:
             "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{physical}",
             "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{physical}:*",
             "AWS::Serverless::StateMachine": physical,
+            "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{physical}",
         }
         if attribute == "Arn" and resource_type in arns:
             return arns[resource_type]
@@ -199,6 +200,10 @@ def _physical_id(template: Template, logical_id: str, resource: dict[str, Any]) 
         return f"arn:aws:sns:{REGION}:{ACCOUNT}:{stack}-{logical_id}-{suffix}"
     if resource_type == "AWS::Serverless::Api":
         return secrets.token_hex(5)
+    if resource_type == "AWS::IAM::ManagedPolicy":
+        # Ref of a managed policy is its ARN.
+        name = template.resolve(declared.get("ManagedPolicyName", f"{stack}-{logical_id}-{suffix}"))
+        return f"arn:aws:iam::{ACCOUNT}:policy{declared.get('Path', '/')}{name}"
     if resource_type == "AWS::Serverless::StateMachine":
         name = template.resolve(declared.get("Name")) if "Name" in declared else f"{logical_id}-{suffix}"
         return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"

@@ -24,7 +24,7 @@ FAILURES = [
     ("ClaimStoreDown", "Claim data version", DYNAMODB, ["Notify failure", "Run failed"]),
     ("LockStoreDown", "Take pipeline lock", DYNAMODB, FUNNEL),
     ("GateCrashes", "Evaluate candidate", LAMBDA, FUNNEL),
-    ("ModelCreationFails", "Create candidate model", SAGEMAKER, FUNNEL),
+    ("ModelCreationFails", "Create scoring model", SAGEMAKER, FUNNEL),
     ("ScoringFailsAndMailIsDown", "Score test set", SAGEMAKER, FUNNEL),
     ("ReviewRequestFails", "Wait for approval", LAMBDA, FUNNEL),
     (
@@ -40,6 +40,7 @@ FAILURES = [
         ["Approval not on record", *FUNNEL],
     ),
     ("ApprovalStoreDown", "Confirm the recorded approval", DYNAMODB, FUNNEL),
+    ("ServingModelFails", "Create serving model", SAGEMAKER, FUNNEL),
     ("EndpointConfigFails", "Create endpoint config", SAGEMAKER, FUNNEL),
     ("EndpointCreationFails", "Create endpoint", SAGEMAKER, FUNNEL),
     ("EndpointUpdateFails", "Update endpoint", SAGEMAKER, FUNNEL),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from local_runtime.access import AccessControl, AccessDenied
 from local_runtime.iam import Caller, Request, evaluate
 
 ROLE = "arn:aws:iam::123456789012:role/pipeline"
@@ -123,3 +126,31 @@ def test_a_deny_whose_condition_cannot_be_evaluated_still_denies() -> None:
                            "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": "x"}}}]}  # fmt: skip
     decision = evaluate(_request(), [_allow(), deny])
     assert not decision.allowed and decision.unsupported
+
+
+def test_a_service_takes_a_role_only_for_the_resource_its_trust_names() -> None:
+    role = "arn:aws:iam::123456789012:role/new-data-rule"
+    rule = "arn:aws:events:us-east-1:123456789012:rule/mlops-new-raw-data"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": "123456789012"},
+                    "ArnLike": {"aws:SourceArn": rule},
+                },
+            }
+        ],
+    }
+    access = AccessControl()
+    access.add_role(role, [], trust)
+    assert access.assume(role, "events.amazonaws.com", "events", rule).role_arn == role
+    for service, source in (
+        ("events.amazonaws.com", "arn:aws:events:us-east-1:123456789012:rule/someone-elses-rule"),
+        ("scheduler.amazonaws.com", rule),
+    ):
+        with pytest.raises(AccessDenied, match="sts:AssumeRole"):
+            access.assume(role, service, "events", source)

@@ -157,7 +157,7 @@ def test_describe_state_machine_returns_the_definition_as_created(stack) -> None
 def test_sagemaker_task_errors_carry_the_names_step_functions_gives_them(stack) -> None:
     sfn = stack.client("stepfunctions")
     deployed = json.loads(sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"])
-    create_model = deployed["States"]["Create candidate model"]["Parameters"]
+    create_model = deployed["States"]["Create scoring model"]["Parameters"]
     create_model = {**create_model, "ModelName": "mlops-error-names", "Tags": []}
     create_model.pop("ModelName.$")
     create_model["PrimaryContainer"] = {**create_model["PrimaryContainer"], "ModelDataUrl": "s3://nowhere/model.tar.gz"}

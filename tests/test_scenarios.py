@@ -21,8 +21,9 @@ from local_runtime.stack import LocalDeployment
 
 HEAD = ["Check run input", "Claim data version", "Take pipeline lock", "Prepare data", "Train candidate model",
         "Evaluate candidate", "Is the candidate good enough?"]  # fmt: skip
-TO_REVIEW = [*HEAD, "Create candidate model", "Score test set", "Wait for approval"]
+TO_REVIEW = [*HEAD, "Create scoring model", "Score test set", "Wait for approval"]
 APPROVED = ["Does the approval name its record?", "Confirm the recorded approval"]
+TO_DEPLOY = [*APPROVED, "Create serving model", "Create endpoint config", "Look up live endpoint"]
 STATUS_LOOP = ["Start status checks", "Wait for endpoint", "Check endpoint status", "Count status check",
                "Is the endpoint live?"]  # fmt: skip
 SUCCESS_TAIL = ["Release pipeline lock", "Notify outcome", "Report outcome", "Run finished"]
@@ -95,7 +96,7 @@ def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
     view = pipeline.finish(stack, arn)
     assert view.status == "SUCCEEDED"
     assert pipeline.path(view) == [
-        *TO_REVIEW, *APPROVED, "Create endpoint config", "Look up live endpoint", "Create endpoint", *STATUS_LOOP,
+        *TO_REVIEW, *TO_DEPLOY, "Create endpoint", *STATUS_LOOP,
         "Register production model", "Was another model in production?", "Point registry at new model",
         "Model deployed", *SUCCESS_TAIL,
     ]  # fmt: skip
@@ -122,7 +123,7 @@ def test_better_model_updates_the_existing_endpoint_and_retires_the_old_one(stac
     _review(stack, "approve")
     view = pipeline.finish(stack, arn)
     assert pipeline.path(view) == [
-        *TO_REVIEW, *APPROVED, "Create endpoint config", "Look up live endpoint", "Choose update strategy",
+        *TO_REVIEW, *TO_DEPLOY, "Choose update strategy",
         "Update endpoint",
         *STATUS_LOOP, "Register production model", "Was another model in production?", "Retire previous model",
         "Point registry at new model", "Model deployed", *SUCCESS_TAIL,
@@ -334,8 +335,9 @@ def test_every_call_the_runs_made_was_allowed_by_the_templates_own_policies(stac
         "states:SendTaskSuccess", "states:StartExecution", "sagemaker:InvokeEndpoint",
     } <= used  # fmt: skip
     roles = {r["principal"].split(":role/")[-1].split("-")[-2] for r in report if ":role/" in r["principal"]}
-    assert {"MlopsStateMachineRole", "GlueJobRole", "SageMakerExecutionRole", "AccuracyGateFunctionRole",
-            "ApprovalApiFunctionRole", "PredictFunctionRole", "MlopsStateMachineNewRawDataRole"} <= roles  # fmt: skip
+    assert {"MlopsStateMachineRole", "GlueJobRole", "TrainingRole", "ScoringRole", "ServingRole",
+            "AccuracyGateFunctionRole", "ApprovalApiFunctionRole", "PredictFunctionRole",
+            "NewRawDataRuleRole"} <= roles  # fmt: skip
 
 
 def test_every_response_the_local_providers_serve_has_botocores_output_shape(stack) -> None:

@@ -200,3 +200,17 @@ def test_sam_build_succeeds_offline(tmp_path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for function in ("ValidateInputFunction", "AccuracyGateFunction", "ApprovalRequestFunction", "PredictFunction"):
         assert (tmp_path / "build" / function / "app.py").is_file()
+
+
+def test_every_log_the_stack_writes_goes_to_a_declared_group_with_retention(template) -> None:
+    resources = template["Resources"]
+    groups = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert all(props.get("RetentionInDays") == {"Ref": "LogRetentionDays"} for props in groups.values())
+    functions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    assert functions and all(f["LoggingConfig"]["LogGroup"]["Ref"] in groups for f in functions)
+    # Glue 5.0 writes to <prefix>/output and <prefix>/error.
+    prefix = resources["EtlJob"]["Properties"]["DefaultArguments"]["--custom-logGroup-prefix"]["Fn::Sub"]
+    named = {props["LogGroupName"]["Fn::Sub"] for props in groups.values() if "LogGroupName" in props}
+    assert {f"{prefix}/output", f"{prefix}/error"} <= named
+    (destination,) = _state_machine(template)["Logging"]["Destinations"]
+    assert destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0] in groups

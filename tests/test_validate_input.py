@@ -92,13 +92,15 @@ def test_lock_outlives_the_longest_possible_run() -> None:
     assert (expires - started).total_seconds() > 604800 + 3600
 
 
-@given(st.text(min_size=1, max_size=80))
-def test_every_generated_name_is_a_valid_sagemaker_name(execution_name) -> None:
-    run = build_run_config({}, {**EVENT["execution"], "name": execution_name}, EVENT["defaults"])
-    assert SAGEMAKER_NAME.match(run["modelName"]) and len(run["modelName"]) <= 63
+@given(st.text(min_size=1, max_size=80), st.sampled_from(["mlops", "abcdefghijkl"]))
+def test_every_generated_name_is_a_valid_sagemaker_name(execution_name, name_prefix) -> None:
+    defaults = {**EVENT["defaults"], "namePrefix": name_prefix}
+    run = build_run_config({}, {**EVENT["execution"], "name": execution_name}, defaults)
+    for model in (run["modelName"], run["scoringModelName"]):
+        assert SAGEMAKER_NAME.match(model) and len(model) <= 63
     job_name = f"{run['namePrefix']}-5c6b7a8e-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
     assert SAGEMAKER_NAME.match(job_name) and len(job_name) <= 63
-    assert run["namePrefix"].startswith("mlops-")
+    assert run["namePrefix"].startswith(f"{name_prefix}-")
 
 
 def test_handler_returns_the_run_config_for_the_sample_event() -> None:
@@ -112,3 +114,15 @@ def test_handler_raises_invalid_input_so_the_asl_sees_that_error_name() -> None:
     with pytest.raises(Exception) as raised:
         app.lambda_handler({**EVENT, "input": {"bogus": 1}}, LambdaContext("validate-input"))
     assert type(raised.value).__name__ == "InvalidInput"
+
+
+def test_a_customer_managed_key_encrypts_every_volume_and_output_the_jobs_write() -> None:
+    key = "arn:aws:kms:us-east-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+    run = build_run_config({}, EVENT["execution"], {**EVENT["defaults"], "kmsKeyArn": key})
+    assert run["training"]["resourceConfig"]["VolumeKmsKeyId"] == key
+    assert run["training"]["outputDataConfig"]["KmsKeyId"] == key
+    assert run["transform"]["resources"]["VolumeKmsKeyId"] == key
+    assert run["transform"]["output"]["KmsKeyId"] == key
+    without = build({})
+    assert "VolumeKmsKeyId" not in without["training"]["resourceConfig"]
+    assert "KmsKeyId" not in without["transform"]["output"]

@@ -180,7 +180,8 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
     execution_name = execution["name"]
     raw_data_uri, data_version = _data_source(run_input, defaults, execution_name)
     digest = hashlib.sha256(execution["arn"].encode()).hexdigest()[:8]
-    run_id = f"{_slug(execution_name)[:40].strip('-')}-{digest}"
+    # 32 characters keep "<prefix>-<run id>-scoring" within SageMaker's 63-character model names.
+    run_id = f"{_slug(execution_name)[:32].strip('-')}-{digest}"
     name_prefix = defaults["namePrefix"]
     model_name = f"{name_prefix}-{run_id}"
     artifacts = f"s3://{defaults['artifactsBucket']}/runs/{run_id}"
@@ -188,6 +189,11 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
     stopping: dict[str, int] = {"MaxRuntimeInSeconds": max_runtime}
     if spot:
         stopping["MaxWaitTimeInSeconds"] = 2 * max_runtime
+    # With a customer-managed key, every volume and output SageMaker writes is encrypted with it; the state
+    # machine's role refuses jobs that leave it out. Without one, AWS-managed keys apply.
+    kms_key = defaults["kmsKeyArn"]
+    output_key = {"KmsKeyId": kms_key} if kms_key else {}
+    volume_key = {"VolumeKmsKeyId": kms_key} if kms_key else {}
     started = _parse_time(execution["startTime"])
     lock_seconds = approval_timeout + stopping.get("MaxWaitTimeInSeconds", max_runtime) + DEPLOY_BUDGET_SECONDS
     lock_expires = started + timedelta(seconds=lock_seconds) + LOCK_MARGIN
@@ -200,10 +206,9 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
         "labelColumn": defaults["labelColumn"],
         "maxBadRowFraction": str(_number(defaults, "maxBadRowFraction", 0, 1)),
         "preparedDataUri": f"{artifacts}/data/",
-        "modelOutputUri": f"{artifacts}/model/",
-        "transformOutputUri": f"{artifacts}/test-predictions/",
         "namePrefix": f"{name_prefix}-{_slug(execution_name)}"[:JOB_PREFIX_MAX].rstrip("-"),
         "modelName": model_name,
+        "scoringModelName": f"{model_name}-scoring",
         "endpointConfigName": model_name,
         "accuracyThreshold": accuracy_threshold,
         "minImprovement": min_improvement,
@@ -217,9 +222,20 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
                 "InstanceType": defaults["trainingInstanceType"],
                 "InstanceCount": 1,
                 "VolumeSizeInGB": 10,
+                **volume_key,
             },
+            "outputDataConfig": {"S3OutputPath": f"{artifacts}/model/", **output_key},
             "stoppingCondition": stopping,
             "enableManagedSpotTraining": spot,
+        },
+        "transform": {
+            "output": {
+                "S3OutputPath": f"{artifacts}/test-predictions/",
+                "Accept": "text/csv",
+                "AssembleWith": "Line",
+                **output_key,
+            },
+            "resources": {"InstanceType": defaults["transformInstanceType"], "InstanceCount": 1, **volume_key},
         },
         "endpoint": {
             "type": defaults["endpointType"],

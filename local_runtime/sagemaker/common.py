@@ -44,3 +44,7 @@ class Job:
     @property
     def name(self) -> str:
         return self.request["TrainingJobName" if self.kind == "training" else "TransformJobName"]
+
+    @property
+    def arn(self) -> str:
+        return resource_arn(f"{self.kind}-job", self.name)

@@ -116,14 +116,14 @@ class Hosting:
     _lock: threading.RLock
     _tag: Callable[[str, dict[str, Any]], None]
     _s3: Callable[[str], Any]
-    _pull: Callable[[str, str], None]
+    _pull: Callable[[str, str, str], None]
 
     # transform ---------------------------------------------------------------
     def _model_server(self, model_name: str, work: Path) -> ModelServer:
         model = self.models[model_name]
         container, role = model["PrimaryContainer"], model["ExecutionRoleArn"]
         environment = container.get("Environment", {})
-        self._pull(role, container["Image"])
+        self._pull(role, container["Image"], model["ModelArn"])
         model_dir = s3files.extract_tarball(self._s3(role), container["ModelDataUrl"], work / "model")
         code_dir = s3files.extract_tarball(self._s3(role), environment["SAGEMAKER_SUBMIT_DIRECTORY"], work / "code")
         return ModelServer(

@@ -88,10 +88,14 @@ class LocalSageMaker(TrainingJobs, TransformJobs, Hosting):
     def _s3(self, role_arn: str) -> Any:
         return self._client_as("s3", role_arn, "SageMaker")
 
-    def _pull(self, role_arn: str, image: str) -> None:
-        """The image pull SageMaker makes with the execution role before a container starts."""
+    def _pull(self, role_arn: str, image: str, acting_arn: str) -> None:
+        """SageMaker takes the execution role for the job or model ``acting_arn``, then pulls the image."""
         try:
-            self.access.require(self.access.principal(role_arn, "SageMaker"), *image_checks(image))
+            principal = self.access.assume(role_arn, "sagemaker.amazonaws.com", "SageMaker", acting_arn)
+        except AccessDenied as denied:
+            raise RuntimeError(f"ClientError: SageMaker could not assume {role_arn}: {denied}") from None
+        try:
+            self.access.require(principal, *image_checks(image))
         except AccessDenied as denied:
             raise RuntimeError(f"ClientError: Unable to pull image {image}: {denied}") from None
 

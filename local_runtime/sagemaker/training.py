@@ -41,7 +41,7 @@ class TrainingJobs(Jobs):
     def _run_training(self, job: Job) -> None:
         request = job.request
         role = request["RoleArn"]
-        self._pull(role, request["AlgorithmSpecification"]["TrainingImage"])
+        self._pull(role, request["AlgorithmSpecification"]["TrainingImage"], job.arn)
         work = self.workdir / "training" / job.name
         model_dir, output_dir, code_dir = work / "model", work / "output", work / "code"
         for folder in (model_dir, output_dir / "data", work / "input" / "config"):
