@@ -4,8 +4,13 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The security scanners of tests/test_security_scans.py: checkov's pins conflict with requirements-dev.txt,
+# so it gets its own venv, which also holds cfn-guard and the Control Tower rules (in guard/).
+SCAN_VENV := .venv-scan
+SCAN_PY := $(SCAN_VENV)/bin/python
+SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: demo test bench browser lint build clean
+.PHONY: demo test scan bench browser lint build clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
@@ -15,6 +20,16 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@command -v java >/dev/null || { echo "Java 17 is required for local Spark (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
 	touch $(STAMP)
+
+# Rebuilt from nothing whenever its inputs change. The venv ignores itself in git (its .gitignore says *).
+$(SCAN_STAMP): requirements-scan.txt scripts/install_scanners.py
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
+	rm -rf $(SCAN_VENV)
+	$(PYTHON) -m venv $(SCAN_VENV)
+	echo '*' > $(SCAN_VENV)/.gitignore
+	$(SCAN_PY) -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	$(SCAN_PY) scripts/install_scanners.py $(SCAN_VENV)/guard
+	touch $(SCAN_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/sfn-mlops demo
@@ -29,9 +44,13 @@ browser:
 		echo "NOTE: 'apt-get install chromium' to run the approval-page browser test"; \
 	fi
 
-test: $(STAMP) browser
+test: $(STAMP) $(SCAN_STAMP) browser
 	$(PY) -m ruff check .
 	ASL_COVERAGE_REQUIRED=1 $(PY) -m pytest
+
+# Only the security scans (cfn-lint with every rule, checkov, cfn-guard with the Control Tower rules).
+scan: $(STAMP) $(SCAN_STAMP)
+	$(PY) -m pytest tests/test_security_scans.py
 
 bench: $(STAMP) browser
 	$(PY) bench/run.py
@@ -43,5 +62,6 @@ lint: $(STAMP)
 build: $(STAMP)
 	$(VENV)/bin/sam build --template-file template.yaml
 
+# Build and test leftovers only: the venvs (.venv, .venv-scan) stay.
 clean:
 	rm -rf .aws-sam .pytest_cache .ruff_cache .hypothesis demo-output
