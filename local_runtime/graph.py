@@ -452,56 +452,45 @@ def _title(link: Link) -> str:
     return f"{link.source} → {link.target}: {', '.join(link.kinds)}"
 
 
-def _layered_line(
-    link: Link, boxes: dict[str, Box], bends: list[tuple[float, float]], shift: tuple[float, float], taken: bool
-) -> Line:
+def _layered_line(link: Link, boxes: dict[str, Box], bends: list[Point], shift: Point, taken: bool) -> Line:
     source, target = boxes[link.source], boxes[link.target]
     middle = [(x + shift[0], y + shift[1]) for x, y in bends]
     if link.source == link.target:  # a state that hands over to itself: a small loop on its right
         right = source.x + source.w
-        points = [
-            (right, source.cy - 6),
-            (right + 18, source.cy - 6),
-            (right + 18, source.cy + 6),
-            (right, source.cy + 6),
-        ]
+        points = [(right, source.cy - 6), (right + 18, source.cy - 6), (right + 18, source.cy + 6)]
+        points.append((right, source.cy + 6))
     elif target.rank > source.rank:
         points = [(source.cx, source.y + source.h), *middle, (target.cx, target.y)]
-    else:  # a loop back up: leave and enter on the side its bends are on
-        first = middle[0][0] if middle else target.cx
-        last = middle[-1][0] if middle else source.cx
-        start = (source.x + source.w, source.cy) if first >= source.cx else (source.x, source.cy)
-        end = (target.x + target.w, target.cy) if last >= target.cx else (target.x, target.cy)
-        if not middle:
-            out = start[0] + (14 if start[0] > source.cx else -14)
-            points = [start, (out, start[1]), (out, end[1]), end]
-        else:
-            points = [start, *middle, end]
+    elif middle:  # a loop back up, through the places the layout kept for it in the layers between
+        points = [(source.cx, source.y), *middle, (target.cx, target.y + target.h)]
+    else:  # a loop back up to the layer just above: round the right of both boxes
+        out = max(source.x + source.w, target.x + target.w) + 14
+        points = [
+            (source.x + source.w, source.cy),
+            (out, source.cy),
+            (out, target.cy),
+            (target.x + target.w, target.cy),
+        ]
     kind = "catch" if link.catch else ("failure" if target.failure else "normal")
     return Line(points, kind, taken, link.source, link.target, True, _title(link))
 
 
-def _spread_ports(paths: list[Line], boxes: dict[str, Box]) -> list[Line]:
-    """Several lines leaving a box's bottom (or entering its top) get points of their own along that side."""
-    leaving: dict[str, list[Line]] = {}
-    entering: dict[str, list[Line]] = {}
-    for path in paths:
-        source, target = boxes[path.source], boxes[path.target]
-        if path.points[0] == (source.cx, source.y + source.h):
-            leaving.setdefault(path.source, []).append(path)
-        if path.points[-1] == (target.cx, target.y):
-            entering.setdefault(path.target, []).append(path)
-    for name, group in leaving.items():
+def _spread_ports(lines: list[Line], boxes: dict[str, Box]) -> list[Line]:
+    """Lines that meet a box at the middle of its top (or bottom) get points of their own along that side,
+    in the order of where they come from, so that they neither overlap nor cross just at the box."""
+    sides: dict[tuple[str, float], list[tuple[Line, int]]] = {}
+    for line in lines:
+        for name, end in ((line.source, 0), (line.target, -1)):
+            box = boxes[name]
+            x, y = line.points[end]
+            if x == box.cx and y in (box.y, box.y + box.h):
+                sides.setdefault((name, y), []).append((line, end))
+    for (name, y), group in sides.items():
         box = boxes[name]
-        group.sort(key=lambda p: p.points[1][0])
-        for i, path in enumerate(group):
-            path.points[0] = (box.x + box.w * (0.5 + 0.6 * ((i + 1) / (len(group) + 1) - 0.5)), path.points[0][1])
-    for name, group in entering.items():
-        box = boxes[name]
-        group.sort(key=lambda p: p.points[-2][0])
-        for i, path in enumerate(group):
-            path.points[-1] = (box.x + box.w * (0.5 + 0.6 * ((i + 1) / (len(group) + 1) - 0.5)), path.points[-1][1])
-    return paths
+        group.sort(key=lambda item: item[0].points[1 if item[1] == 0 else -2][0])
+        for i, (line, end) in enumerate(group):
+            line.points[end] = (box.x + box.w * (0.2 + 0.6 * (i + 1) / (len(group) + 1)), y)
+    return lines
 
 
 def render_svg(definition: dict[str, Any], runs: dict[str, StateRun], title: str) -> str:
