@@ -26,11 +26,12 @@ DEPLOYED = [
     "Train candidate model",
     "Evaluate candidate",
     "Is the candidate good enough?",
-    "Create candidate model",
+    "Create scoring model",
     "Score test set",
     "Wait for approval",
     "Does the approval name its record?",
     "Confirm the recorded approval",
+    "Create serving model",
     "Create endpoint config",
     "Look up live endpoint",
     "Create endpoint",
@@ -108,18 +109,18 @@ def crosses(a: tuple[float, float], b: tuple[float, float], box: tuple[float, fl
 
 
 def renamed_definition() -> dict[str, Any]:
-    """The definition as another branch changes it: a state renamed and one added, to show nothing is hard-coded."""
+    """The definition with a state renamed and one added, to show that nothing is hard-coded."""
     definition = copy.deepcopy(load_definition())
     states = definition["States"]
-    states["Create scoring model"] = states.pop("Create candidate model")
+    states["Build the scoring model"] = states.pop("Create scoring model")
     for state in states.values():
         for rule in state.get("Choices", []):
-            if rule["Next"] == "Create candidate model":
-                rule["Next"] = "Create scoring model"
-    serving = copy.deepcopy(states["Create scoring model"])
-    serving["Next"] = states["Confirm the recorded approval"]["Next"]
-    states["Confirm the recorded approval"]["Next"] = "Create serving model"
-    states["Create serving model"] = serving
+            if rule["Next"] == "Create scoring model":
+                rule["Next"] = "Build the scoring model"
+    audit = copy.deepcopy(states["Create serving model"])
+    audit["Next"] = states["Create serving model"]["Next"]
+    states["Create serving model"]["Next"] = "Record the serving model for audit"
+    states["Record the serving model for audit"] = audit
     return definition
 
 
