@@ -357,10 +357,22 @@ def encode(
     return raw.select(*columns, reason.alias("bad_reason"), order.alias("_order"))
 
 
-def split(encoded: DataFrame) -> DataFrame:
-    """Deterministic, stratified split: within each label, rows are ranked by the seeded hash of the raw row."""
-    window = Window.partitionBy("label").orderBy("_order")
-    ranked = encoded.withColumn("_rank", F.percent_rank().over(window))
+EXACT_SPLIT_MAX_ROWS = 100_000
+
+
+def split(encoded: DataFrame, rows: int) -> DataFrame:
+    """Deterministic split by a seeded hash of the raw row.
+
+    Up to EXACT_SPLIT_MAX_ROWS rows it is exactly stratified: within each label, rows are ranked by the
+    hash (a sort). Beyond that, each row's hash places it directly (no shuffle, no sort), which splits
+    every class in the same proportions up to a fraction of a percent.
+    """
+    if rows <= EXACT_SPLIT_MAX_ROWS:
+        window = Window.partitionBy("label").orderBy("_order")
+        position = F.percent_rank().over(window)
+    else:
+        position = F.pmod(F.col("_order"), F.lit(1 << 30)) / float(1 << 30)
+    ranked = encoded.withColumn("_rank", position)
     split_name = (
         F.when(F.col("_rank") < SPLITS[0][1], "train")
         .when(F.col("_rank") < SPLITS[1][1], "validation")
@@ -433,7 +445,7 @@ def run(spark: SparkSession, args: dict[str, str]) -> dict[str, Any]:
         total = stats["rows"]
         if total == 0:
             raise DataQualityError(f"{_name(files[0])} has a header but no data rows: add rows below the header.")
-        rows = split(encode(raw, names, schema, stats, delimiter, int(args["seed"]))).cache()
+        rows = split(encode(raw, names, schema, stats, delimiter, int(args["seed"])), total).cache()
         counted = rows.groupBy("bad_reason", "split").count().collect()
         bad_counts: dict[str, int] = {}
         sizes = {name: 0 for name, _ in SPLITS}

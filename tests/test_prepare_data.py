@@ -106,6 +106,16 @@ def test_splits_are_deterministic_for_a_seed(etl, spark, tmp_path) -> None:
     assert _rows(tmp_path / "a" / "test") == _rows(tmp_path / "b" / "test")
 
 
+def test_large_inputs_are_split_by_hash_without_a_sort_deterministically(etl, spark, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(etl, "EXACT_SPLIT_MAX_ROWS", 0)
+    raw = iris_csv(tmp_path / "iris.csv")
+    first = etl.run(spark, _args(raw, tmp_path / "a"))
+    etl.run(spark, _args(raw, tmp_path / "b"))
+    assert _rows(tmp_path / "a" / "test") == _rows(tmp_path / "b" / "test")
+    assert sum(first["split_rows"].values()) == 150 and 80 <= first["split_rows"]["train"] <= 125
+    assert {row[0] for row in _rows(tmp_path / "a" / "train")} == {"0", "1", "2"}
+
+
 def test_too_many_bad_rows_fail_the_job_with_the_counts_and_a_report(etl, spark, tmp_path) -> None:
     raw = iris_csv(tmp_path / "iris.csv", ["not,a,number,at,all"] * 20)
     with pytest.raises(
