@@ -73,7 +73,7 @@ def run_cost(
 ) -> dict[str, float]:
     entered = set(path)
     lambda_gb = 0.25
-    lambdas = [s for s in ("Check run input", "Evaluate candidate", "Wait for approval") if s in entered]
+    lambdas = [s for s in ("Check run input", "Apply the accuracy gate", "Wait for approval") if s in entered]
     approval_requests = 2 if "Wait for approval" in entered and "Review expired" not in entered else 0
     invocations = len(lambdas) + approval_requests
     costs = {

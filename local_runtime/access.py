@@ -261,9 +261,19 @@ def sagemaker_checks(operation: str, request: dict[str, Any]) -> list[Check]:
     checks = [Check(f"sagemaker:{operation}", _arn("sagemaker", f"{k}/{n.lower()}")) for k, n in named] or [
         Check(f"sagemaker:{operation}", "*")
     ]
-    if operation in ("CreateTrainingJob", "CreateTransformJob") and checks:
-        resources = request.get("ResourceConfig") or request.get("TransformResources") or {}
-        output = request.get("OutputDataConfig") or request.get("TransformOutput") or {}
+    if operation in ("CreateTrainingJob", "CreateTransformJob", "CreateProcessingJob") and checks:
+        resources = (
+            request.get("ResourceConfig")
+            or request.get("TransformResources")
+            or request.get("ProcessingResources", {}).get("ClusterConfig")
+            or {}
+        )
+        output = (
+            request.get("OutputDataConfig")
+            or request.get("TransformOutput")
+            or request.get("ProcessingOutputConfig")
+            or {}
+        )
         keys = (
             ("sagemaker:VolumeKmsKey", resources.get("VolumeKmsKeyId")),
             ("sagemaker:OutputKmsKey", output.get("KmsKeyId")),

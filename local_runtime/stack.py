@@ -56,6 +56,7 @@ from local_runtime.template import (
 SYNC_PROVIDERS = {
     "arn:aws:states:::sagemaker:createTrainingJob.sync": "local-sagemaker-createTrainingJob-sync",
     "arn:aws:states:::sagemaker:createTransformJob.sync": "local-sagemaker-createTransformJob-sync",
+    "arn:aws:states:::sagemaker:createProcessingJob.sync": "local-sagemaker-createProcessingJob-sync",
     "arn:aws:states:::glue:startJobRun.sync": "local-glue-startJobRun-sync",
 }
 # SageMaker request-response and SDK tasks: moto's engine runs them, but names their errors its own way
@@ -174,6 +175,9 @@ class LocalDeployment:
             "arn:aws:states:::sagemaker:createTrainingJob.sync": lambda r, c: self.sagemaker.run_sync("training", r, c),
             "arn:aws:states:::sagemaker:createTransformJob.sync": lambda r, c: self.sagemaker.run_sync(
                 "transform", r, c
+            ),
+            "arn:aws:states:::sagemaker:createProcessingJob.sync": lambda r, c: self.sagemaker.run_sync(
+                "processing", r, c
             ),
             "arn:aws:states:::glue:startJobRun.sync": self.glue.run_sync,
         }

@@ -1,10 +1,11 @@
 """Deploy-time custom resource: publishes this folder as the source tarball SageMaker script mode loads.
 
 `sam package` uploads this folder as the publisher function's code, so the function holds exactly the
-training and serving code of the deploy. On Create and Update it packs that code reproducibly, puts it
-in the artifacts bucket under a key that carries its SHA-256, and returns the S3 URI; the template
-hands that URI to the workflow. Unchanged code gives the same key, so a redeploy rewrites nothing new,
-and a run in flight keeps the code it started with.
+training, serving and evaluation code of the deploy. On Create and Update it packs that code
+reproducibly, puts it in the artifacts bucket under a key that carries its SHA-256 (and the same files
+unpacked beside it, for Processing), and returns the S3 URIs; the template hands them to the
+workflow. Unchanged code gives the same key, so a redeploy rewrites nothing new, and a run in flight
+keeps the code it started with.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import boto3
 
 HERE = Path(__file__).resolve().parent
-PUBLISHED = ("train.py", "inference.py")
+PUBLISHED = ("train.py", "inference.py", "evaluate.py")
 
 
 def source_tarball(folder: Path, names: tuple[str, ...] = PUBLISHED) -> bytes:
@@ -39,6 +40,11 @@ def source_tarball(folder: Path, names: tuple[str, ...] = PUBLISHED) -> bytes:
 
 def code_key(prefix: str, tarball: bytes) -> str:
     return f"{prefix.rstrip('/')}/model-source-{hashlib.sha256(tarball).hexdigest()[:16]}.tar.gz"
+
+
+def source_prefix(key: str) -> str:
+    """The same files unpacked, for SageMaker Processing, whose inputs are copied as they are."""
+    return key.removesuffix(".tar.gz") + "/"
 
 
 @cache
@@ -78,7 +84,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> None:
         tarball = source_tarball(HERE)
         key = code_key(properties.get("Prefix", "code/"), tarball)
         _s3().put_object(Bucket=properties["Bucket"], Key=key, Body=tarball)
+        for name in PUBLISHED:
+            _s3().put_object(
+                Bucket=properties["Bucket"], Key=source_prefix(key) + name, Body=(HERE / name).read_bytes()
+            )
     except Exception as error:  # every failure must reach CloudFormation, or the stack hangs for an hour
         _respond(event, "FAILED", physical_id, {}, reason=f"{type(error).__name__}: {error}")
         return
-    _respond(event, "SUCCESS", physical_id, {"Uri": f"s3://{properties['Bucket']}/{key}", "Key": key})
+    bucket = properties["Bucket"]
+    data = {"Uri": f"s3://{bucket}/{key}", "Key": key, "SourceUri": f"s3://{bucket}/{source_prefix(key)}"}
+    _respond(event, "SUCCESS", physical_id, data)

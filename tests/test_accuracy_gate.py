@@ -1,129 +1,145 @@
-"""Evaluate candidate: the gate's decision rules, and the handler against a moto registry."""
+"""Apply the accuracy gate: the decision rules on same-data evaluations, and the handler against moto's S3."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+import json
 
 import boto3
 import pytest
-from conftest import REGION, create_table_from_template
-from gate import decide, metric_from
+from conftest import REGION
+from gate import decide
 from handlers import LambdaContext, load_handler, sample_event
 from hypothesis import given
 from hypothesis import strategies as st
 
-PRODUCTION = {"modelName": "mlops-previous", "value": 0.93}
+CLASSES = ["setosa", "versicolor", "virginica"]
 
 
-@pytest.mark.parametrize("value", [None, "n/a", float("nan"), float("inf"), True, {}])
-def test_missing_or_non_numeric_metric_never_promotes(value) -> None:
-    decision = decide(value, 0.9, 0.0, None)
+def _model(name: str, recalls: list[float], support: int = 10) -> dict:
+    """A model's evaluation on len(CLASSES) * support test rows, with the given per-class recall."""
+    per_class = {
+        c: {"precision": 1.0, "recall": r, "f1": r, "support": support} for c, r in zip(CLASSES, recalls, strict=True)
+    }
+    accuracy = sum(recalls) / len(recalls)
+    return {"modelName": name, "rows": support * 3, "accuracy": accuracy, "perClass": per_class,
+            "confusionMatrix": [[0] * 3] * 3}  # fmt: skip
+
+
+def _evaluation(candidate: list[float], production: list[float] | None = None, error: str | None = None) -> dict:
+    evaluation = {"testRows": 30, "classes": CLASSES, "candidate": _model("mlops-new", candidate),
+                  "production": None, "data": {"trainRows": 90, "testRows": 30}}  # fmt: skip
+    if production is not None:
+        evaluation["production"] = _model("mlops-old", production)
+    if error is not None:
+        evaluation["production"] = {"modelName": "mlops-old", "error": error}
+    return evaluation
+
+
+GOOD = [1.0, 0.9, 0.9]  # accuracy 0.9333
+
+
+def test_missing_candidate_accuracy_never_promotes() -> None:
+    evaluation = _evaluation(GOOD)
+    evaluation["candidate"]["accuracy"] = None
+    decision = decide(evaluation, 0.9, 0.0, 0.05, None)
+    assert not decision.promote and decision.reason.startswith("metric missing")
+
+
+def test_below_threshold_is_not_promoted_and_names_the_rows() -> None:
+    decision = decide(_evaluation([0.9, 0.8, 0.9]), 0.9, 0.0, 0.05, None)
     assert not decision.promote
-    assert decision.reason.startswith("metric missing")
-
-
-def test_below_threshold_is_not_promoted_and_says_by_how_much() -> None:
-    decision = decide(0.87, 0.9, 0.0, None)
-    assert not decision.promote
-    assert decision.reason == "below threshold: validation:accuracy 0.8700 < 0.9000"
-
-
-def test_meeting_the_threshold_exactly_passes() -> None:
-    assert decide(0.9, 0.9, 0.0, None).promote
+    assert decision.reason == "below threshold: test:accuracy 0.8667 on 30 test rows < 0.9000"
 
 
 def test_first_model_is_decided_by_the_threshold_alone() -> None:
-    decision = decide(0.95, 0.9, 0.5, None)
-    assert decision.promote and decision.reason.startswith("first model")
+    decision = decide(_evaluation(GOOD), 0.9, 0.5, 0.05, None)
+    assert decision.promote and decision.reason.startswith("first model: test:accuracy 0.9333 on 30 test rows")
     assert decision.production is None
 
 
+def test_both_models_are_compared_on_the_same_rows() -> None:
+    decision = decide(_evaluation([1.0, 1.0, 0.9], GOOD), 0.9, 0.0, 0.05, "mlops-old")
+    assert decision.promote
+    assert decision.reason.startswith("better than production on the same 30 test rows: 0.9667 vs 0.9333 (+0.0333)")
+    assert decision.production == {"modelName": "mlops-old", "metric": "test:accuracy", "value": 0.9333333333333332,
+                                   "rows": 30}  # fmt: skip
+
+
 def test_candidate_must_beat_production_by_the_minimum_improvement() -> None:
-    decision = decide(0.94, 0.9, 0.02, PRODUCTION)
+    decision = decide(_evaluation(GOOD, GOOD), 0.9, 0.02, 0.05, "mlops-old")
     assert not decision.promote
-    assert decision.reason.startswith("not better than production: 0.9400 vs 0.9300 (+0.0100)")
-    assert decide(0.96, 0.9, 0.02, PRODUCTION).promote
+    assert decision.reason.startswith("not better than production on the same 30 test rows: 0.9333 vs 0.9333")
+    assert decide(_evaluation(GOOD, GOOD), 0.9, 0.0, 0.05, "mlops-old").promote  # a tie ships fresher data
 
 
-def test_a_tie_with_production_ships_the_fresher_model_only_when_no_improvement_is_required() -> None:
-    assert decide(0.93, 0.9, 0.0, PRODUCTION).promote
-    assert not decide(0.93, 0.9, 0.001, PRODUCTION).promote
+def test_a_class_that_regresses_blocks_promotion_even_when_the_average_improves() -> None:
+    # virginica loses 3 of its 10 rows while the others gain: accuracy rises, the class regresses.
+    decision = decide(_evaluation([1.0, 1.0, 0.7], [0.8, 0.8, 1.0]), 0.5, 0.0, 0.05, "mlops-old")
+    assert not decision.promote
+    assert decision.reason == (
+        "class 'virginica' regresses: recall 0.7000 vs 1.0000 (-0.3000) on its 10 test rows, "
+        "more than the allowed 0.0500"
+    )
+    assert decision.summary["classDeltas"]["virginica"]["rowsLost"] == 3
 
 
-def test_worse_than_production_is_not_promoted() -> None:
-    assert not decide(0.92, 0.9, 0.0, PRODUCTION).promote
+def test_one_row_is_not_evidence_of_a_class_regression() -> None:
+    decision = decide(_evaluation([1.0, 1.0, 0.9], [1.0, 0.9, 1.0]), 0.9, 0.0, 0.05, "mlops-old")
+    assert decision.promote
 
 
-def test_unreadable_production_metric_falls_back_to_the_threshold() -> None:
-    decision = decide(0.95, 0.9, 0.0, {"modelName": "broken", "value": None})
-    assert decision.promote and "no readable" in decision.reason
+def test_a_production_model_that_cannot_score_the_data_is_not_compared_and_the_reason_says_why() -> None:
+    why = "it needs 13 feature(s) this data does not have (alcohol, malic_acid ...)"
+    decision = decide(_evaluation(GOOD, error=why), 0.9, 0.5, 0.05, "mlops-old")
+    assert decision.promote
+    assert decision.reason.startswith(f"production model mlops-old was not compared because {why}; test:accuracy")
+    assert decision.production["value"] is None and decision.production["error"] == why
 
 
-def test_metric_is_read_by_name_from_the_final_metric_list() -> None:
-    metrics = sample_event("accuracy_gate")["trainingJob"]["FinalMetricDataList"]
-    assert metric_from(metrics) == 0.9565
-    assert metric_from([{"MetricName": "train:accuracy", "Value": 1.0}]) is None
+def test_a_production_model_registered_before_evaluations_is_not_compared() -> None:
+    decision = decide(_evaluation(GOOD), 0.9, 0.5, 0.05, "mlops-legacy")
+    assert decision.promote and "its registry entry names no artifacts to evaluate" in decision.reason
 
 
 unit = st.floats(min_value=0, max_value=1, allow_nan=False)
+recalls = st.lists(unit, min_size=3, max_size=3)
 
 
-@given(value=unit, threshold=unit, gain=unit, production=st.none() | unit)
-def test_promotion_implies_every_rule_holds(value, threshold, gain, production) -> None:
-    current = None if production is None else {"modelName": "p", "value": production}
-    decision = decide(value, threshold, gain, current)
+@given(candidate=recalls, production=st.none() | recalls, threshold=unit, gain=unit, margin=unit)
+def test_promotion_implies_every_rule_holds(candidate, production, threshold, gain, margin) -> None:
+    evaluation = _evaluation(candidate, production)
+    decision = decide(evaluation, threshold, gain, margin, None if production is None else "mlops-old")
+    value = evaluation["candidate"]["accuracy"]
     if decision.promote:
         assert value >= threshold - 1e-9
         if production is not None:
-            assert value - production >= gain - 1e-9
-    else:
-        assert value < threshold or (production is not None and value - production < gain)
-
-
-@given(value=unit, better=unit, threshold=unit, gain=unit, production=st.none() | unit)
-def test_a_better_candidate_is_never_treated_worse(value, better, threshold, gain, production) -> None:
-    current = None if production is None else {"modelName": "p", "value": production}
-    higher = max(value, better)
-    if decide(value, threshold, gain, current).promote:
-        assert decide(higher, threshold, gain, current).promote
+            assert value - evaluation["production"]["accuracy"] >= gain - 1e-9
+            for before, after in zip(production, candidate, strict=True):
+                assert before - after <= margin + 1e-9 or round((before - after) * 10) < 2
 
 
 @pytest.fixture
-def registry(aws, monkeypatch):
-    monkeypatch.setenv("REGISTRY_TABLE", "registry")
-    return create_table_from_template("ModelRegistryTable", "registry")
-
-
-def test_handler_promotes_the_first_model_from_the_sample_event(registry) -> None:
-    result = load_handler("accuracy_gate").lambda_handler(sample_event("accuracy_gate"), LambdaContext("gate"))
-    assert result["promote"] is True
-    assert result["candidate"]["value"] == 0.9565
-    assert result["candidate"]["trainingJobName"].startswith("mlops-")
-    assert result["production"] is None
-
-
-def test_handler_compares_with_the_production_model_in_the_registry(registry) -> None:
-    registry.put_item(Item={"pk": "PRODUCTION", "sk": "CURRENT", "modelName": "mlops-old", "accuracy": Decimal("0.97")})
-    result = load_handler("accuracy_gate").lambda_handler(sample_event("accuracy_gate"), LambdaContext("gate"))
-    assert result["promote"] is False
-    assert result["production"] == {"modelName": "mlops-old", "value": 0.97}
-    assert result["reason"].startswith("not better than production")
-
-
-def test_handler_describes_the_job_when_the_sync_output_has_no_metrics(registry) -> None:
-    sagemaker = boto3.client("sagemaker", region_name=REGION)
+def evaluation_in_s3(aws):
     event = sample_event("accuracy_gate")
-    job = event["trainingJob"]
-    sagemaker.create_training_job(
-        TrainingJobName=job["TrainingJobName"],
-        AlgorithmSpecification={"TrainingImage": "sklearn:1.9-0", "TrainingInputMode": "File"},
-        RoleArn="arn:aws:iam::123456789012:role/sagemaker",
-        OutputDataConfig={"S3OutputPath": "s3://artifacts/models/"},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
-        StoppingCondition={"MaxRuntimeInSeconds": 60},
-    )
-    event["trainingJob"] = {"TrainingJobName": job["TrainingJobName"]}
+    bucket, prefix = event["evaluationUri"].removeprefix("s3://").split("/", 1)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=bucket)
+    return lambda evaluation: s3.put_object(Bucket=bucket, Key=f"{prefix}evaluation.json", Body=json.dumps(evaluation))
+
+
+def test_handler_promotes_the_first_model_from_its_evaluation(evaluation_in_s3) -> None:
+    evaluation_in_s3(_evaluation(GOOD))
+    result = load_handler("accuracy_gate").lambda_handler(sample_event("accuracy_gate"), LambdaContext("gate"))
+    assert result["promote"] is True and result["production"] is None
+    assert result["candidate"] == {"modelName": "mlops-new", "metric": "test:accuracy", "value": 0.9333333333333332,
+                                   "rows": 30}  # fmt: skip
+    assert result["summary"]["classDeltas"]["setosa"]["candidate"] == 1.0
+
+
+def test_handler_compares_with_the_production_model_the_workflow_found(evaluation_in_s3) -> None:
+    evaluation_in_s3(_evaluation(GOOD, [1.0, 1.0, 1.0]))
+    event = sample_event("accuracy_gate")
+    event["productionLookup"] = {"Item": {"pk": {"S": "PRODUCTION"}, "modelName": {"S": "mlops-old"}}}
     result = load_handler("accuracy_gate").lambda_handler(event, LambdaContext("gate"))
-    # moto's jobs report no metrics, so the described job is also "metric missing": never promoted.
-    assert result["promote"] is False
-    assert result["reason"].startswith("metric missing")
+    assert result["promote"] is False and result["production"]["modelName"] == "mlops-old"
+    assert result["reason"].startswith("not better than production on the same 30 test rows")

@@ -23,7 +23,10 @@ NOT_RECORDED = ["Approval not on record", *FUNNEL]
 FAILURES = [
     ("ClaimStoreDown", "Claim data version", DYNAMODB, ["Notify failure", "Run failed"]),
     ("LockStoreDown", "Take pipeline lock", DYNAMODB, FUNNEL),
-    ("GateCrashes", "Evaluate candidate", LAMBDA, FUNNEL),
+    ("ProductionLookupFails", "Find production model", DYNAMODB, FUNNEL),
+    ("EvaluationFails", "Score the candidate on the test set", SAGEMAKER, FUNNEL),
+    ("ComparisonFails", "Score both models on the test set", SAGEMAKER, FUNNEL),
+    ("GateCrashes", "Apply the accuracy gate", LAMBDA, FUNNEL),
     ("ModelCreationFails", "Create scoring model", SAGEMAKER, FUNNEL),
     ("ScoringFailsAndMailIsDown", "Score test set", SAGEMAKER, FUNNEL),
     ("ReviewRequestFails", "Wait for approval", LAMBDA, FUNNEL),

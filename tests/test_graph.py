@@ -24,7 +24,7 @@ DEPLOYED = [
     "Take pipeline lock",
     "Prepare data",
     "Train candidate model",
-    "Evaluate candidate",
+    "Apply the accuracy gate",
     "Is the candidate good enough?",
     "Create scoring model",
     "Score test set",

@@ -72,9 +72,11 @@ CASES = [
     ("training role: its S3 access", _drop_policy("TrainingRole", 0), "Train candidate model",
      "SageMaker.TrainingJobFailed", "s3:ListBucket", 5),
     ("scoring role: write the predictions", _drop_statement("ScoringRole", "WritePredictions"), "Score test set",
-     "SageMaker.TransformJobFailed", "s3:PutObject", 9),
-    ("accuracy gate role: read the registry", _drop_policy("AccuracyGateFunction", 0), "Evaluate candidate",
-     "ClientError", "dynamodb:GetItem", 6),
+     "SageMaker.TransformJobFailed", "s3:PutObject", 12),
+    ("evaluation role: write the evaluation", _drop_statement("EvaluationRole", "WriteEvaluation"),
+     "Score the candidate on the test set", "SageMaker.ProcessingJobFailed", "s3:PutObject", 8),
+    ("accuracy gate role: read the evaluation", _drop_policy("AccuracyGateFunction", 0), "Apply the accuracy gate",
+     "ClientError", "s3:GetObject", 9),
 ]  # fmt: skip
 
 

@@ -19,9 +19,13 @@ from botocore_shapes import response_errors
 from local_runtime import actions
 from local_runtime.stack import LocalDeployment
 
-HEAD = ["Check run input", "Claim data version", "Take pipeline lock", "Prepare data", "Train candidate model",
-        "Evaluate candidate", "Is the candidate good enough?"]  # fmt: skip
-TO_REVIEW = [*HEAD, "Create scoring model", "Score test set", "Wait for approval"]
+TRAINED = ["Check run input", "Claim data version", "Take pipeline lock", "Prepare data", "Train candidate model"]
+GATE = ["Apply the accuracy gate", "Is the candidate good enough?"]
+# The first run has nothing to compare with; every later one scores both models on its test split.
+FIRST = [*TRAINED, "Find production model", "Is a model in production?", "Score the candidate on the test set", *GATE]
+HEAD = [*TRAINED, "Find production model", "Is a model in production?", "Score both models on the test set", *GATE]
+REVIEW = ["Create scoring model", "Score test set", "Wait for approval"]
+TO_REVIEW = [*HEAD, *REVIEW]
 APPROVED = ["Does the approval name its record?", "Confirm the recorded approval"]
 TO_DEPLOY = [*APPROVED, "Create serving model", "Create endpoint config", "Look up live endpoint"]
 STATUS_LOOP = ["Start status checks", "Wait for endpoint", "Check endpoint status", "Count status check",
@@ -78,6 +82,14 @@ def _models(registry: dict) -> dict:
     return {key: item for key, item in registry.items() if key[0] in ("MODEL", "PRODUCTION")}
 
 
+def _evaluation(stack, arn: str) -> dict:
+    """The evaluation.json the run's Processing job wrote, found through the registry entry of its model."""
+    uri = pipeline.registry(stack)[("MODEL", pipeline.output(stack, arn)["modelName"])]["evaluationUri"]
+    bucket, prefix = uri.removeprefix("s3://").split("/", 1)
+    body = stack.client("s3").get_object(Bucket=bucket, Key=f"{prefix}evaluation.json")["Body"].read()
+    return json.loads(body)
+
+
 def _unchanged(stack, before) -> None:
     assert _models(pipeline.registry(stack)) == _models(before["registry"])
     after = pipeline.endpoint(stack)
@@ -96,12 +108,13 @@ def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
     view = pipeline.finish(stack, arn)
     assert view.status == "SUCCEEDED"
     assert pipeline.path(view) == [
-        *TO_REVIEW, *TO_DEPLOY, "Create endpoint", *STATUS_LOOP,
+        *FIRST, *REVIEW, *TO_DEPLOY, "Create endpoint", *STATUS_LOOP,
         "Register production model", "Was another model in production?", "Point registry at new model",
         "Model deployed", *SUCCESS_TAIL,
     ]  # fmt: skip
     result = pipeline.output(stack, arn)
     assert result["outcome"] == "deployed" and result["production"] is None
+    assert result["reason"].startswith("first model: test:accuracy")
     registry = pipeline.registry(stack)
     assert registry[("PRODUCTION", "CURRENT")]["modelName"] == result["modelName"]
     assert registry[("MODEL", result["modelName"])]["status"] == "production"
@@ -131,6 +144,14 @@ def test_better_model_updates_the_existing_endpoint_and_retires_the_old_one(stac
     result = pipeline.output(stack, arn)
     assert result["production"]["modelName"] == previous
     assert result["candidate"]["value"] >= result["production"]["value"]
+    # Both numbers come from the same rows: this run's test split, scored by both models in one job.
+    assert result["candidate"]["rows"] == result["production"]["rows"] > 0
+    assert result["reason"].startswith(f"better than production on the same {result['candidate']['rows']} test rows")
+    evaluation = _evaluation(stack, arn)
+    assert evaluation["production"]["modelName"] == previous
+    assert sum(map(sum, evaluation["production"]["confusionMatrix"])) == evaluation["testRows"]
+    assert set(evaluation["data"]["baseline"]["drift"]) == {"sepal_length", "sepal_width", "petal_length",
+                                                           "petal_width"}  # fmt: skip
     registry = pipeline.registry(stack)
     assert registry[("MODEL", previous)]["status"] == "retired"
     assert registry[("MODEL", previous)]["replacedBy"] == result["modelName"]
@@ -158,6 +179,18 @@ def test_candidate_not_better_than_production_by_the_minimum_improvement_is_not_
     result = pipeline.output(stack, arn)
     assert result["reason"].startswith("not better than production")
     assert "needs at least +0.0500" in result["reason"]
+    _unchanged(stack, state)
+
+
+def test_a_candidate_that_stops_recognising_a_class_is_not_promoted_whatever_its_average(stack, state) -> None:
+    # A single one-level tree can tell at most two of the three species apart.
+    stump = {"model": "random_forest", "n_estimators": 1, "max_depth": 1}
+    arn = _manual(stack, "scenario/class-regression", accuracyThreshold=0.3, hyperparameters=stump)
+    view = pipeline.finish(stack, arn)
+    assert pipeline.path(view) == [*HEAD, "Not promoted", *SUCCESS_TAIL]
+    result = pipeline.output(stack, arn)
+    assert result["outcome"] == "not-promoted"
+    assert result["reason"].startswith("class '") and "regresses: recall 0.0000 vs" in result["reason"]
     _unchanged(stack, state)
 
 
@@ -211,7 +244,7 @@ def test_training_script_failure_is_reported_with_the_sagemaker_reason(stack, st
     view = pipeline.finish(stack, arn)
     assert view.status == "FAILED" and view.error == "SageMaker.TrainingJobFailed"
     assert "AlgorithmError" in view.cause and "n_estimators must be at least 1" in view.cause
-    assert pipeline.path(view) == [*HEAD[:5], *FAILURE_TAIL]
+    assert pipeline.path(view) == [*TRAINED, *FAILURE_TAIL]
     assert pipeline.outcomes_mailed(stack) == ["failed"]
     _unchanged(stack, state)
 
@@ -238,7 +271,7 @@ def test_malformed_raw_csv_fails_the_data_preparation_with_a_clear_cause(stack, 
     view = pipeline.finish(stack, arn)
     assert view.status == "FAILED" and view.error == "Glue.JobRunFailed"
     assert "30 of 180 rows (16.7%) are malformed, more than the allowed 5.0%" in view.cause
-    assert pipeline.path(view) == [*HEAD[:4], *FAILURE_TAIL]
+    assert pipeline.path(view) == [*TRAINED[:4], *FAILURE_TAIL]
     assert pipeline.outcomes_mailed(stack) == ["failed"]
     _unchanged(stack, state)
 

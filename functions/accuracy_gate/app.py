@@ -1,51 +1,41 @@
-"""Evaluate candidate: reads the measured metric and the production model, then applies the gate."""
+"""Apply the accuracy gate: reads the run's evaluation.json and decides on its same-data numbers."""
 
 from __future__ import annotations
 
-import os
+import json
 from functools import cache
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from gate import as_metric, decide, metric_from
+from gate import decide
 
 logger = Logger()
 
 
 @cache
-def _sagemaker() -> Any:
-    return boto3.client("sagemaker")
+def _s3() -> Any:
+    return boto3.client("s3")
 
 
-@cache
-def _registry() -> Any:
-    return boto3.resource("dynamodb").Table(os.environ["REGISTRY_TABLE"])
-
-
-def candidate_metric(training_job: dict[str, Any]) -> tuple[str, float | None]:
-    """The job name and its validation accuracy, describing the job when the .sync output lacks metrics."""
-    name = training_job["TrainingJobName"]
-    value = metric_from(training_job.get("FinalMetricDataList"))
-    if value is None:
-        described = _sagemaker().describe_training_job(TrainingJobName=name)
-        value = metric_from(described.get("FinalMetricDataList"))
-    return name, value
-
-
-def production_model() -> dict[str, Any] | None:
-    item = _registry().get_item(Key={"pk": "PRODUCTION", "sk": "CURRENT"}).get("Item")
-    if not item:
-        return None
-    return {"modelName": item.get("modelName"), "value": as_metric(item.get("accuracy"))}
+def read_evaluation(evaluation_uri: str) -> dict[str, Any]:
+    location = urlparse(evaluation_uri)
+    key = f"{location.path.lstrip('/').rstrip('/')}/evaluation.json"
+    return json.loads(_s3().get_object(Bucket=location.netloc, Key=key)["Body"].read())
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    job_name, value = candidate_metric(event["trainingJob"])
-    decision = decide(value, float(event["accuracyThreshold"]), float(event["minImprovement"]), production_model())
-    result = decision.as_dict()
-    result["candidate"]["trainingJobName"] = job_name
+    item = (event.get("productionLookup") or {}).get("Item") or {}
+    production_model = (item.get("modelName") or {}).get("S")
+    decision = decide(
+        read_evaluation(event["evaluationUri"]),
+        float(event["accuracyThreshold"]),
+        float(event["minImprovement"]),
+        float(event["maxClassRegression"]),
+        production_model,
+    )
     logger.info("gate decided", extra={"promote": decision.promote, "reason": decision.reason})
-    return result
+    return decision.as_dict()

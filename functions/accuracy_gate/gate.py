@@ -1,12 +1,17 @@
-"""The accuracy gate's decision: a pure function of the measured numbers.
+"""The accuracy gate's decision: a pure function of the evaluation's same-data numbers.
 
-Rules, in order:
-1. A missing or non-numeric candidate metric never promotes.
+The evaluation (model/evaluate.py) scored the candidate and the production model on the same held-out
+test rows of this run. Rules, in order:
+1. A missing or non-numeric candidate accuracy never promotes.
 2. Below the threshold never promotes (a tie with the threshold passes: "at least").
 3. With no production model, the threshold alone decides.
-4. With an unreadable production metric, the threshold alone decides and the reason says so.
-5. Otherwise the candidate must beat production by at least ``min_improvement``; a tie passes
-   when ``min_improvement`` is 0, so a model retrained on fresher data of equal quality ships.
+4. With a production model the evaluation could not score (other features, an older format), the
+   threshold alone decides and the reason says why the models were not compared.
+5. No class's recall may fall below production's by more than ``max_class_regression`` (and by at least
+   two of its test rows, as one row is no evidence): an average that hides a class the model stopped
+   recognising is not an improvement.
+6. The candidate must beat production by at least ``min_improvement``; a tie passes at 0, so a model
+   retrained on fresher data of equal quality ships.
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-METRIC_NAME = "validation:accuracy"
+METRIC_NAME = "test:accuracy"
 # Metrics travel as decimals through JSON and DynamoDB; this absorbs their rounding.
 TOLERANCE = 1e-9
+# A class regresses only when the candidate gets at least this many more of its test rows wrong: on a
+# small test split one row moves a class's recall by more than any useful margin.
+MIN_ROWS_LOST = 2
+# Confusion matrices beyond this many classes stay in evaluation.json, out of the workflow's state.
+MAX_CLASSES_IN_SUMMARY = 20
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,7 @@ class Decision:
     reason: str
     candidate: dict[str, Any]
     production: dict[str, Any] | None
+    summary: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,53 +53,92 @@ def as_metric(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def metric_from(final_metrics: list[dict[str, Any]] | None, name: str = METRIC_NAME) -> float | None:
-    for metric in final_metrics or []:
-        if metric.get("MetricName") == name:
-            return as_metric(metric.get("Value"))
-    return None
+def class_deltas(evaluation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per class with test rows: recall of each model and the change, candidate minus production."""
+    candidate = evaluation["candidate"]["perClass"]
+    production = (evaluation.get("production") or {}).get("perClass") or {}
+    deltas = {}
+    for name, measured in candidate.items():
+        before = (production.get(name) or {}).get("recall")
+        deltas[name] = {
+            "support": measured["support"],
+            "candidate": measured["recall"],
+            "production": before,
+            "delta": None if before is None else round(measured["recall"] - before, 6),
+            "rowsLost": None if before is None else round((before - measured["recall"]) * measured["support"]),
+        }
+    return deltas
+
+
+def summary_of(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """What the review shows: the evaluation, without confusion matrices too large to draw."""
+    summary = {key: evaluation.get(key) for key in ("testRows", "classes", "candidate", "production", "data")}
+    summary["classDeltas"] = class_deltas(evaluation)
+    if len(evaluation.get("classes") or []) > MAX_CLASSES_IN_SUMMARY:
+        for model in ("candidate", "production"):
+            if summary.get(model):
+                summary[model] = {k: v for k, v in summary[model].items() if k != "confusionMatrix"}
+    return summary
 
 
 def decide(
-    candidate_value: Any,
+    evaluation: dict[str, Any],
     threshold: float,
     min_improvement: float,
-    production: dict[str, Any] | None,
+    max_class_regression: float,
+    production_model: str | None,
 ) -> Decision:
-    """Decides on promotion. ``production`` is ``{"modelName": ..., "value": ...}`` or None."""
-    value = as_metric(candidate_value)
-    candidate = {"metric": METRIC_NAME, "value": value}
+    """Decides on promotion. ``production_model`` names the registry's production model, or is None."""
+    rows = evaluation.get("testRows")
+    value = as_metric((evaluation.get("candidate") or {}).get("accuracy"))
+    candidate = {"modelName": (evaluation.get("candidate") or {}).get("modelName"), "metric": METRIC_NAME,
+                 "value": value, "rows": rows}  # fmt: skip
+    measured = evaluation.get("production") or {}
+    current = as_metric(measured.get("accuracy"))
+    production = None
+    if production_model is not None:
+        production = {"modelName": production_model, "metric": METRIC_NAME, "value": current, "rows": rows}
+        if current is None:
+            production["error"] = measured.get("error") or "its registry entry names no artifacts to evaluate"
+    summary = summary_of(evaluation) if value is not None else {}
+
+    def decision(promote: bool, reason: str) -> Decision:
+        return Decision(promote, reason, candidate, production, summary)
+
     if value is None:
-        return Decision(
-            False, f"metric missing: the training job reported no numeric {METRIC_NAME}", candidate, production
-        )
+        return decision(False, f"metric missing: the evaluation reported no numeric {METRIC_NAME}")
+    on_rows = f"on {rows} test rows"
     if value + TOLERANCE < threshold:
-        return Decision(False, f"below threshold: {METRIC_NAME} {value:.4f} < {threshold:.4f}", candidate, production)
+        return decision(False, f"below threshold: {METRIC_NAME} {value:.4f} {on_rows} < {threshold:.4f}")
     if production is None:
-        return Decision(
-            True, f"first model: {METRIC_NAME} {value:.4f} meets the threshold {threshold:.4f}", candidate, None
-        )
-    current = as_metric(production.get("value"))
+        return decision(True, f"first model: {METRIC_NAME} {value:.4f} {on_rows} meets the threshold {threshold:.4f}")
     if current is None:
-        return Decision(
+        return decision(
             True,
-            f"production model {production.get('modelName')} has no readable {METRIC_NAME}; "
-            f"{value:.4f} meets the threshold {threshold:.4f}",
-            candidate,
-            production,
+            f"production model {production_model} was not compared because {production['error']}; "
+            f"{METRIC_NAME} {value:.4f} {on_rows} meets the threshold {threshold:.4f}",
+        )
+    regressions = [
+        (name, d) for name, d in class_deltas(evaluation).items()
+        if d["delta"] is not None and -d["delta"] > max_class_regression + TOLERANCE and d["rowsLost"] >= MIN_ROWS_LOST
+    ]  # fmt: skip
+    if regressions:
+        name, worst = min(regressions, key=lambda item: item[1]["delta"])
+        return decision(
+            False,
+            f"class {name!r} regresses: recall {worst['candidate']:.4f} vs {worst['production']:.4f} "
+            f"({worst['delta']:+.4f}) on its {worst['support']} test rows, more than the allowed "
+            f"{max_class_regression:.4f}",
         )
     gain = value - current
     if gain + TOLERANCE < min_improvement:
-        return Decision(
+        return decision(
             False,
-            f"not better than production: {value:.4f} vs {current:.4f} ({gain:+.4f}), "
-            f"needs at least {min_improvement:+.4f}",
-            candidate,
-            production,
+            f"not better than production on the same {rows} test rows: {value:.4f} vs {current:.4f} "
+            f"({gain:+.4f}), needs at least {min_improvement:+.4f}",
         )
-    return Decision(
+    return decision(
         True,
-        f"better than production: {value:.4f} vs {current:.4f} ({gain:+.4f}), threshold {threshold:.4f}",
-        candidate,
-        production,
+        f"better than production on the same {rows} test rows: {value:.4f} vs {current:.4f} ({gain:+.4f}), "
+        f"threshold {threshold:.4f}, no class recall down by more than {max_class_regression:.4f}",
     )

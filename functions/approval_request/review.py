@@ -59,7 +59,7 @@ def email(request: dict[str, Any], review_url: str, test_result: dict[str, Any],
             f"A new model is waiting for your review: {model}",
             "",
             f"{'':24}{'candidate':>12}{'production':>12}",
-            f"{'validation accuracy':24}{_fmt(candidate.get('value')):>12}"
+            f"{'same-data accuracy':24}{_fmt(candidate.get('value')):>12}"
             f"{_fmt(production.get('value')) if production else 'n/a':>12}",
             f"{'test-set accuracy':24}{_fmt(test_result.get('accuracy')):>12}{'':>12}",
             "",

@@ -23,6 +23,7 @@ ALLOWED_FIELDS = frozenset(
         "dataVersion",
         "accuracyThreshold",
         "minImprovement",
+        "maxClassRegression",
         "approvalTimeoutSeconds",
         "hyperparameters",
     }
@@ -167,11 +168,14 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
     settings = {
         **defaults,
         **{
-            k: run_input[k] for k in ("accuracyThreshold", "minImprovement", "approvalTimeoutSeconds") if k in run_input
+            k: run_input[k]
+            for k in ("accuracyThreshold", "minImprovement", "maxClassRegression", "approvalTimeoutSeconds")
+            if k in run_input
         },
     }
     accuracy_threshold = _number(settings, "accuracyThreshold", 0, 1)
     min_improvement = _number(settings, "minImprovement", 0, 1)
+    max_class_regression = _number(settings, "maxClassRegression", 0, 1)
     approval_timeout = _number(settings, "approvalTimeoutSeconds", 1, 31_536_000, integer=True)
     poll_seconds = _number(defaults, "statusPollSeconds", 1, 300, integer=True)
     max_runtime = _number(defaults, "trainingMaxRuntimeSeconds", 60, 432_000, integer=True)
@@ -212,6 +216,7 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
         "endpointConfigName": model_name,
         "accuracyThreshold": accuracy_threshold,
         "minImprovement": min_improvement,
+        "maxClassRegression": max_class_regression,
         "approvalTimeoutSeconds": approval_timeout,
         "statusPollSeconds": poll_seconds,
         "maxStatusChecks": max(3, math.ceil(DEPLOY_BUDGET_SECONDS / poll_seconds)),
@@ -227,6 +232,30 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
             "outputDataConfig": {"S3OutputPath": f"{artifacts}/model/", **output_key},
             "stoppingCondition": stopping,
             "enableManagedSpotTraining": spot,
+        },
+        "evaluationUri": f"{artifacts}/evaluation/",
+        "evaluation": {
+            "outputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "evaluation",
+                        "S3Output": {
+                            "S3Uri": f"{artifacts}/evaluation/",
+                            "LocalPath": "/opt/ml/processing/output/evaluation",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ],
+                **output_key,
+            },
+            "resources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": defaults["transformInstanceType"],
+                    "VolumeSizeInGB": 10,
+                    **volume_key,
+                }
+            },
         },
         "transform": {
             "output": {

@@ -35,6 +35,7 @@ class Job:
     status: str = "InProgress"
     secondary: str = "Starting"
     failure: str | None = None
+    exit_message: str | None = None
     created: float = field(default_factory=time.time)
     ended: float | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
@@ -43,7 +44,7 @@ class Job:
 
     @property
     def name(self) -> str:
-        return self.request["TrainingJobName" if self.kind == "training" else "TransformJobName"]
+        return self.request[f"{self.kind.title()}JobName"]
 
     @property
     def arn(self) -> str:

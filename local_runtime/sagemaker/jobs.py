@@ -61,7 +61,7 @@ class Jobs:
                 job.process.kill()
 
     def _job_summaries(self, kind: str, request: dict[str, Any]) -> list[dict[str, Any]]:
-        prefix = "TrainingJob" if kind == "training" else "TransformJob"
+        prefix = f"{kind.title()}Job"
         summaries = []
         for job in listed([j for j in list(self.jobs.values()) if j.kind == kind], request, lambda j: j.name):
             if request.get("StatusEquals", job.status) != job.status:
@@ -74,8 +74,8 @@ class Jobs:
                 f"{prefix}Status": job.status,
             }
             if job.ended:
-                summary["TrainingEndTime" if kind == "training" else "TransformEndTime"] = job.ended
-            if job.failure and kind == "transform":
+                summary[f"{kind.title()}EndTime"] = job.ended
+            if job.failure and kind != "training":
                 summary["FailureReason"] = job.failure
             summaries.append(summary)
         return summaries

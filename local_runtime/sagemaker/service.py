@@ -18,6 +18,7 @@ from local_runtime.errors import ServiceError
 from local_runtime.lambdas import ProviderError
 from local_runtime.sagemaker.common import Job
 from local_runtime.sagemaker.hosting import Endpoint, Hosting
+from local_runtime.sagemaker.processing import ProcessingJobs
 from local_runtime.sagemaker.training import TrainingJobs
 from local_runtime.sagemaker.transform import TransformJobs
 from local_runtime.template import ACCOUNT, REGION
@@ -34,6 +35,7 @@ def _modeled_errors() -> set[str]:
 SYNC_RULES = {
     "training": "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
     "transform": "StepFunctionsGetEventsForSageMakerTransformJobsRule",
+    "processing": "StepFunctionsGetEventsForSageMakerProcessingJobsRule",
 }
 
 
@@ -48,7 +50,7 @@ def image_checks(image: str) -> list[Check]:
     ]
 
 
-class LocalSageMaker(TrainingJobs, TransformJobs, Hosting):
+class LocalSageMaker(TrainingJobs, TransformJobs, ProcessingJobs, Hosting):
     """Jobs and endpoints act with the execution role they are given: S3, image pulls and logs."""
 
     def __init__(self, client_as: Callable[[str, str, str], Any], access: AccessControl, workdir: Path) -> None:
@@ -126,20 +128,17 @@ class LocalSageMaker(TrainingJobs, TransformJobs, Hosting):
 
     # .sync integrations ----------------------------------------------------------
     def run_sync(self, kind: str, request: dict[str, Any], caller: Principal | None) -> dict[str, Any]:
-        """What ``createTrainingJob.sync``/``createTransformJob.sync`` return: the final Describe* output."""
+        """What ``create{Training,Transform,Processing}Job.sync`` return: the final Describe* output."""
         if caller is not None:
             self._authorize_sync(kind, request, caller)
+        operation = f"{kind.title()}Job"
         try:
-            if kind == "training":
-                self.op_CreateTrainingJob(request)
-                job = self.jobs["training", request["TrainingJobName"]]
-            else:
-                self.op_CreateTransformJob(request)
-                job = self.jobs["transform", request["TransformJobName"]]
+            getattr(self, f"op_Create{operation}")(request)
+            job = self.jobs[kind, request[f"{operation}Name"]]
         except ServiceError as error:
             raise ProviderError(f"SageMaker.{error.code}", str(error)) from None
         job.done.wait()
-        described = self.describe_training(job) if kind == "training" else self.describe_transform(job)
+        described = getattr(self, f"describe_{kind}")(job)
         if job.status != "Completed":
             # AWS names this States.TaskFailed, a name reserved for the engine itself.
             raise ProviderError(f"SageMaker.{kind.title()}JobFailed", json.dumps(described, default=str))
@@ -147,7 +146,7 @@ class LocalSageMaker(TrainingJobs, TransformJobs, Hosting):
 
     def _authorize_sync(self, kind: str, request: dict[str, Any], caller: Principal) -> None:
         """The permissions a .sync task needs: the job's Create and Describe, the role it passes, the event rule."""
-        operation = "TrainingJob" if kind == "training" else "TransformJob"
+        operation = f"{kind.title()}Job"
         rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{SYNC_RULES[kind]}"
         checks = [
             *sagemaker_checks(f"Create{operation}", request),
