@@ -125,7 +125,8 @@ def _raw_row(row: list[Any] | dict[str, Any], index: int, served: dict[str, Any]
     else:
         if len(row) != len(names):
             raise ValueError(
-                f"invalid input: expected {len(names)} features per row ({', '.join(names)}), got {len(row)}"
+                f"invalid input: expected {len(names)} features per row, got {len(row)}; "
+                f"the features are {', '.join(names)}"
             )
         values = row
     decimal_comma = schema.get("delimiter", ",") != ","

@@ -47,6 +47,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--max_depth", type=int, default=0, help="0 means unlimited")
     parser.add_argument("--learning_rate", type=float, default=0.1, help="for hist_gradient_boosting")
+    parser.add_argument(
+        "--min_samples_leaf",
+        type=int,
+        default=0,
+        help="for hist_gradient_boosting; 0 means 20, or one in 20 training rows when there are fewer than 400",
+    )
     parser.add_argument("--C", type=float, default=1.0, help="inverse regularisation for logistic_regression")
     parser.add_argument("--n_jobs", type=int, default=-1, help="cores for random_forest; -1 means all")
     parser.add_argument("--seed", type=int, default=42)
@@ -62,6 +68,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"max_depth must be 0 (unlimited) or positive, got {args.max_depth}")
     if args.C <= 0:
         parser.error(f"C must be positive, got {args.C}")
+    if args.min_samples_leaf < 0:
+        parser.error(f"min_samples_leaf must be 0 (automatic) or positive, got {args.min_samples_leaf}")
     if not 0 < args.learning_rate <= 1:
         parser.error(f"learning_rate must be in (0, 1], got {args.learning_rate}")
     return args
@@ -128,7 +136,7 @@ def split_label(data: np.ndarray, schema: dict[str, Any]) -> tuple[np.ndarray, n
     return data[:, 1:], indices
 
 
-def build_model(args: argparse.Namespace, schema: dict[str, Any]):
+def build_model(args: argparse.Namespace, schema: dict[str, Any], rows: int):
     categorical = np.array([f["type"] == "category" for f in schema["features"]])
     if args.model == "logistic_regression":
         numeric = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
@@ -145,8 +153,11 @@ def build_model(args: argparse.Namespace, schema: dict[str, Any]):
             random_state=args.seed,
             n_jobs=args.n_jobs,
         )
+    # scikit-learn's default leaf of 20 rows leaves a few dozen rows (half of iris) almost no splits.
+    leaf = args.min_samples_leaf or min(20, max(1, rows // 20))
     return HistGradientBoostingClassifier(
         max_iter=args.n_estimators,
+        min_samples_leaf=leaf,
         learning_rate=args.learning_rate,
         max_depth=args.max_depth or None,
         categorical_features=categorical if categorical.any() else None,
@@ -166,7 +177,7 @@ def train(args: argparse.Namespace) -> dict:
         )
     x_train, y_train = split_label(train_data, schema)
     x_valid, y_valid = split_label(valid_data, schema)
-    model = build_model(args, schema).fit(x_train, y_train)
+    model = build_model(args, schema, len(y_train)).fit(x_train, y_train)
     predicted = model.predict(x_valid)
     categorical = sum(f["type"] == "category" for f in schema["features"])
     report = {
@@ -175,6 +186,7 @@ def train(args: argparse.Namespace) -> dict:
             "n_estimators": args.n_estimators,
             "max_depth": args.max_depth,
             "learning_rate": args.learning_rate,
+            "min_samples_leaf": args.min_samples_leaf,
             "C": args.C,
             "n_jobs": args.n_jobs,
             "seed": args.seed,

@@ -173,7 +173,7 @@ def test_an_unseen_category_is_treated_as_missing(inference, colour_model_dir) -
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([["red"]], "invalid input: expected 2 features per row (colour, size), got 1"),
+        ([["red"]], "invalid input: expected 2 features per row, got 1; the features are colour, size"),
         ([["red", "big"]], "invalid input: row 1, 'size' must be a number, got 'big'"),
         ([["red", "inf"]], "invalid input: row 1, 'size' must be a finite number, got 'inf'"),
         ([{"colour": "red", "weight": 3}], "invalid input: row 1 names 'weight', which is not a feature"),
