@@ -48,7 +48,8 @@ def _metrics_table(item: dict[str, Any]) -> str:
     return (
         "<table><tr><th></th><th>candidate</th><th>production</th></tr>"
         f"<tr><td>model</td><td>{cell(item.get('modelName'))}</td><td>{escape(str(production))}</td></tr>"
-        f"<tr><td>accuracy, both on this run's test rows</td><td id=candidate-accuracy>{cell(item.get('candidateAccuracy'))}</td>"
+        "<tr><td>accuracy, both on this run's test rows</td>"
+        f"<td id=candidate-accuracy>{cell(item.get('candidateAccuracy'))}</td>"
         f"<td id=production-accuracy>{cell(item.get('productionAccuracy'))}</td></tr>"
         f"<tr><td>test-set accuracy ({cell(item.get('testRows'))} rows)</td>"
         f"<td id=test-accuracy>{cell(item.get('testAccuracy'))}</td><td></td></tr></table>"
