@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -148,7 +149,7 @@ class Demo:
         production = (output.get("production") or {}).get("value")
         self.console.print(
             f"Outcome [bold]{output.get('outcome', view.status)}[/]: {output.get('reason', view.cause or '')}\n"
-            f"Validation accuracy: candidate {candidate}, production before this run {production}\n"
+            f"Test accuracy on the same rows: candidate {candidate}, production before this run {production}\n"
             f"Time: {times['total']:.1f}s in the workflow = {times['work']:.1f}s work "
             f"(ETL, training, scoring, endpoint) + {times['review']:.1f}s review "
             f"+ {times['orchestration']:.1f}s orchestration"
@@ -160,6 +161,28 @@ class Demo:
             self.output_dir / f"round-{result.number}.svg",
         )
         self.console.print(f"Workflow picture: {picture}")
+        evaluation = self._evaluation(stack, output.get("modelName") or "")
+        if evaluation is not None:
+            target = self.output_dir / f"round-{result.number}" / "evaluation.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(evaluation)
+            self.console.print(f"Evaluation of both models on this run's test rows: {target}")
+
+    @staticmethod
+    def _evaluation(stack: LocalDeployment, model_name: str) -> bytes | None:
+        """The run's evaluation.json; the model name is the name prefix and the run id."""
+        assert stack.template
+        run_id = model_name.removeprefix(f"{stack.template.parameters['NamePrefix']}-")
+        try:
+            return (
+                stack.client("s3")
+                .get_object(
+                    Bucket=stack.outputs["ArtifactsBucketName"], Key=f"runs/{run_id}/evaluation/evaluation.json"
+                )["Body"]
+                .read()
+            )
+        except ClientError:
+            return None
 
     def _finish(self, stack: LocalDeployment, results: list[RoundResult]) -> None:
         registry = stack.client("dynamodb").scan(TableName=stack.outputs["ModelRegistryTableName"])["Items"]

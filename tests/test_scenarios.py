@@ -114,7 +114,7 @@ def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
     ]  # fmt: skip
     result = pipeline.output(stack, arn)
     assert result["outcome"] == "deployed" and result["production"] is None
-    assert result["reason"].startswith("first model: test:accuracy")
+    assert result["candidate"]["metric"] == "test:accuracy" and result["candidate"]["rows"] > 0
     registry = pipeline.registry(stack)
     assert registry[("PRODUCTION", "CURRENT")]["modelName"] == result["modelName"]
     assert registry[("MODEL", result["modelName"])]["status"] == "production"
@@ -403,6 +403,11 @@ def test_every_response_the_local_providers_serve_has_botocores_output_shape(sta
     fields = ("ModelName", "TransformInput", "TransformOutput", "TransformResources")
     sm.create_transform_job(TransformJobName="mlops-shape-probe", **{k: described[k] for k in fields})
     sm.stop_transform_job(TransformJobName="mlops-shape-probe")
+    processing = sm.list_processing_jobs()["ProcessingJobSummaries"][0]["ProcessingJobName"]
+    described = sm.describe_processing_job(ProcessingJobName=processing)
+    fields = ("ProcessingInputs", "ProcessingOutputConfig", "ProcessingResources", "AppSpecification", "RoleArn")
+    sm.create_processing_job(ProcessingJobName="mlops-shape-probe", **{k: described[k] for k in fields})
+    sm.stop_processing_job(ProcessingJobName="mlops-shape-probe")
     model = sm.list_models()["Models"][0]["ModelName"]
     spec = sm.describe_model(ModelName=model)
     sm.create_model(ModelName="mlops-shape-probe", PrimaryContainer=spec["PrimaryContainer"],
