@@ -6,7 +6,9 @@ Contract (the same in SageMaker and in the local runtime): each input is a folde
 production model was trained on. The result is ``evaluation.json`` in ``--output``. A failure reason goes
 to ``/opt/ml/output/message`` (``--message``) and the process exits non-zero.
 
-Both models are asked for predictions the way /predict asks: rows keyed by feature name, decoded from the
+When a production model is compared, test rows it was trained on (found in ``--baseline``) are left out
+for both models, so neither is scored on rows it has seen. Both models are asked for predictions the way
+/predict asks: rows keyed by feature name, decoded from the
 prepared split with this run's schema. So a production model trained on other columns, categories or
 classes is scored on this data as far as it can be, and one that cannot score it at all says why instead
 of being compared.
@@ -152,44 +154,53 @@ def drift(
     return found
 
 
+def row_key(label: str, instance: dict[str, Any]) -> tuple[Any, ...]:
+    return (label, *sorted((k, round(v, 6) if isinstance(v, float) else v) for k, v in instance.items()))
+
+
 def evaluate(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     candidate = load_model(args.candidate, scratch)
     schema = candidate["schema"]
     truth, instances = decoded(read_split(args.test), schema)
     classes = [str(c) for c in schema["label"]["classes"]]
     train_labels, train_instances = decoded(read_split(args.train), schema)
+    data: dict[str, Any] = {"trainRows": len(train_labels), "testRows": len(truth),
+                            "classBalance": balance(train_labels), "baseline": None}  # fmt: skip
+    production, reason = None, None
+    if args.production:
+        try:
+            production = load_model(args.production, scratch)
+            reason = cannot_score(production, schema)
+        except (OSError, ValueError, KeyError) as error:
+            reason = f"it cannot be loaded by this code version ({type(error).__name__}: {error})"
+    if production is not None and reason is None and args.baseline:
+        baseline_labels, baseline_instances = decoded(read_split(args.baseline), production["schema"])
+        data["baseline"] = {
+            "modelName": args.production_name,
+            "trainRows": len(baseline_labels),
+            "classBalance": balance(baseline_labels),
+            "drift": drift(train_instances, baseline_instances, schema),
+        }
+        # Rows production was trained on would flatter it: both models are scored on the rest.
+        seen = {row_key(label, row) for label, row in zip(baseline_labels, baseline_instances, strict=True)}
+        unseen = [i for i, row in enumerate(instances) if row_key(truth[i], row) not in seen]
+        data["testRowsSeenByProduction"] = len(truth) - len(unseen)
+        if unseen:
+            truth, instances = [truth[i] for i in unseen], [instances[i] for i in unseen]
+        else:
+            reason = "it was trained on every row of this run's test split"
     result: dict[str, Any] = {
         "format": FORMAT,
         "testRows": len(truth),
         "classes": classes,
         "candidate": metrics(args.candidate_name, truth, predictions(candidate, instances), classes),
         "production": None,
-        "data": {
-            "trainRows": len(train_labels),
-            "testRows": len(truth),
-            "classBalance": balance(train_labels),
-            "baseline": None,
-        },
+        "data": data,
     }
-    if args.production:
-        try:
-            production = load_model(args.production, scratch)
-            reason = cannot_score(production, schema)
-        except (OSError, ValueError, KeyError) as error:
-            production, reason = None, f"it cannot be loaded by this code version ({type(error).__name__}: {error})"
-        if reason or production is None:
-            result["production"] = {"modelName": args.production_name, "error": reason}
-        else:
-            predicted = predictions(production, instances)
-            result["production"] = metrics(args.production_name, truth, predicted, classes)
-            if args.baseline:
-                baseline_labels, baseline_instances = decoded(read_split(args.baseline), production["schema"])
-                result["data"]["baseline"] = {
-                    "modelName": args.production_name,
-                    "trainRows": len(baseline_labels),
-                    "classBalance": balance(baseline_labels),
-                    "drift": drift(train_instances, baseline_instances, schema),
-                }
+    if args.production and reason:
+        result["production"] = {"modelName": args.production_name, "error": reason}
+    elif production is not None:
+        result["production"] = metrics(args.production_name, truth, predictions(production, instances), classes)
     return result
 
 
