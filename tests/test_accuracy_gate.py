@@ -69,7 +69,8 @@ def test_candidate_must_beat_production_by_the_minimum_improvement() -> None:
     decision = decide(_evaluation(GOOD, GOOD), 0.9, 0.02, 0.05, "mlops-old")
     assert not decision.promote
     assert decision.reason.startswith("not better than production on the same 30 test rows: 0.9333 vs 0.9333")
-    assert decide(_evaluation(GOOD, GOOD), 0.9, 0.0, 0.05, "mlops-old").promote  # a tie ships fresher data
+    tie = decide(_evaluation(GOOD, GOOD), 0.9, 0.0, 0.05, "mlops-old")  # a tie ships the fresher model
+    assert tie.promote and tie.reason.startswith("as good as production on the same 30 test rows")
 
 
 def test_a_class_that_regresses_blocks_promotion_even_when_the_average_improves() -> None:

@@ -137,8 +137,9 @@ def decide(
             f"not better than production on the same {rows} test rows: {value:.4f} vs {current:.4f} "
             f"({gain:+.4f}), needs at least {min_improvement:+.4f}",
         )
+    verdict = "better than" if gain > TOLERANCE else "as good as"
     return decision(
         True,
-        f"better than production on the same {rows} test rows: {value:.4f} vs {current:.4f} ({gain:+.4f}), "
+        f"{verdict} production on the same {rows} test rows: {value:.4f} vs {current:.4f} ({gain:+.4f}), "
         f"threshold {threshold:.4f}, no class recall down by more than {max_class_regression:.4f}",
     )
