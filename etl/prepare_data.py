@@ -328,11 +328,12 @@ def encode(
     raw: DataFrame, names: list[str], schema: dict[str, Any], stats: dict[str, Any], delimiter: str, seed: int
 ) -> DataFrame:
     """The rows as numbers (label index, features), with ``bad_reason`` (null for good rows) and a seeded
-    hash of the raw row (``_order``) for the split."""
+    hash of the row's values (``_order``) for the split."""
     label_index = names.index(schema["label"]["name"])
     label_map = F.create_map(*[F.lit(x) for pair in stats["label_codes"].items() for x in pair])
     label_text = _text(f"c{label_index}")
     columns = [label_map[label_text].cast("int").alias("label")]
+    hashed = [label_text]  # the label's text and each feature's value: the same order as before schemas
     non_numeric = F.lit(False)
     features = iter(schema["features"])
     for i in range(len(names)):
@@ -344,7 +345,9 @@ def encode(
             number = _number(text, delimiter)
             non_numeric = non_numeric | (text.isNotNull() & number.isNull())
             columns.append(number.alias(f"f{i}"))
+            hashed.append(number)
         else:
+            hashed.append(text)
             codes = {category: index for index, category in enumerate(feature["categories"])}
             mapping = F.create_map(*[F.lit(x) for pair in codes.items() for x in pair])
             columns.append(mapping[text].cast("int").alias(f"f{i}"))
@@ -353,7 +356,7 @@ def encode(
         .when(label_text.isNull(), F.lit("missing label"))
         .when(non_numeric, F.lit("non-numeric value in a numeric column"))
     )
-    order = F.xxhash64(F.lit(seed), *[F.col(f"c{i}") for i in range(len(names))])
+    order = F.xxhash64(F.lit(seed), *hashed)
     return raw.select(*columns, reason.alias("bad_reason"), order.alias("_order"))
 
 
@@ -361,7 +364,7 @@ EXACT_SPLIT_MAX_ROWS = 100_000
 
 
 def split(encoded: DataFrame, rows: int) -> DataFrame:
-    """Deterministic split by a seeded hash of the raw row.
+    """Deterministic split by a seeded hash of the row's values.
 
     Up to EXACT_SPLIT_MAX_ROWS rows it is exactly stratified: within each label, rows are ranked by the
     hash (a sort). Beyond that, each row's hash places it directly (no shuffle, no sort), which splits

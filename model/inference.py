@@ -27,9 +27,13 @@ from typing import Any
 
 import joblib
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 MISSING = ("", "na", "n/a", "nan", "null", "?")
 MAX_SHOWN = 40
+# Below this many rows a prediction runs on one thread: OpenMP's worker threads would cost more to wake
+# (and spin, taking CPU from everything else on the host) than they save.
+PARALLEL_MIN_ROWS = 10_000
 
 
 def model_fn(model_dir: str) -> dict[str, Any]:
@@ -179,7 +183,8 @@ def predict_fn(input_data: dict[str, Any], served: dict[str, Any]) -> dict[str, 
     if matrix is None:  # row by row, so an error names the row and the column
         convert = _prepared_row if input_data["format"] == "prepared" else _raw_row
         matrix = np.asarray([convert(row, i, served) for i, row in enumerate(rows)], dtype=float)
-    indices = [int(i) for i in served["model"].predict(matrix)]
+    with threadpool_limits(limits=None if len(matrix) >= PARALLEL_MIN_ROWS else 1, user_api="openmp"):
+        indices = [int(i) for i in served["model"].predict(matrix)]
     classes = served["schema"]["label"]["classes"]
     return {"indices": indices, "labels": [classes[i] for i in indices]}
 
