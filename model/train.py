@@ -101,7 +101,9 @@ def load_channel(directory: str) -> np.ndarray:
     widths = {block.shape[1] for block in blocks}
     if len(widths) != 1:
         raise ValueError(f"rows in {directory} have different column counts: {sorted(widths)}")
-    return np.vstack(blocks)
+    data = np.vstack(blocks)
+    # Spark writes a split's files in no fixed order; sorted rows make the same data train the same model.
+    return data[np.lexsort(data.T[::-1])]
 
 
 def load_schema(train_dir: str, train: np.ndarray) -> dict[str, Any]:

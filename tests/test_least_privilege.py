@@ -76,7 +76,7 @@ CASES = [
     ("evaluation role: write the evaluation", _drop_statement("EvaluationRole", "WriteEvaluation"),
      "Score the candidate on the test set", "SageMaker.ProcessingJobFailed", "s3:PutObject", 8),
     ("accuracy gate role: read the evaluation", _drop_policy("AccuracyGateFunction", 0), "Apply the accuracy gate",
-     "ClientError", "s3:GetObject", 9),
+     "AccessDenied", "s3:GetObject", 9),
 ]  # fmt: skip
 
 

@@ -251,3 +251,15 @@ def test_published_model_code_is_reproducible_and_named_by_its_content(tmp_path)
     for name in publisher.PUBLISHED:
         (changed / name).write_text((ROOT / "model" / name).read_text() + "\n# changed\n")
     assert publisher.code_key("code/", publisher.source_tarball(changed)) != key
+
+
+def test_the_same_rows_in_another_order_train_the_same_model(digits_channels, tmp_path) -> None:
+    """Spark writes a split's part files in no fixed order; the model must not depend on it."""
+    shuffled = {"train": tmp_path / "shuffled/train", "validation": digits_channels["validation"]}
+    rows = [line for f in sorted(digits_channels["train"].glob("*.csv")) for line in f.read_text().splitlines()]
+    shuffled["train"].mkdir(parents=True)
+    order = np.random.default_rng(7).permutation(len(rows))
+    (shuffled["train"] / "part-00001.csv").write_text("\n".join(rows[i] for i in order) + "\n")
+    first, second = _run(digits_channels, tmp_path / "a"), _run(shuffled, tmp_path / "b")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert _metrics(first.stdout) == _metrics(second.stdout)
