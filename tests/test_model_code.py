@@ -101,7 +101,99 @@ def test_unreadable_data_writes_the_failure_file(tmp_path) -> None:
     (train / "bad.csv").write_text("cat,1,2\ndog,x,3\n")
     result = _run({"train": train, "validation": train}, tmp_path / "model")
     assert result.returncode == 1
-    assert "non-numeric feature" in (tmp_path / "output" / "failure").read_text()
+    assert "the channel must hold numbers only" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_the_previous_default_random_forest_is_still_available(digits_channels, tmp_path) -> None:
+    result = _run(digits_channels, tmp_path / "model", "--model", "random_forest", "--n_estimators", "30")
+    assert result.returncode == 0, result.stderr
+    assert _metrics(result.stdout)["validation:accuracy"] > 0.8
+    assert json.loads((tmp_path / "model" / "evaluation.json").read_text())["hyperparameters"]["n_jobs"] == -1
+
+
+def _channel_with_schema(path: Path, rows: list[list[float]], schema: dict) -> None:
+    _write_channel(path, np.asarray([r[1:] for r in rows]), np.asarray([int(r[0]) for r in rows]))
+    (path / "schema.json").write_text(json.dumps(schema))
+
+
+COLOUR_SCHEMA = {
+    "format": "sfn-mlops/schema-1",
+    "label": {"name": "outcome", "type": "integer", "classes": [10, 20]},
+    "features": [
+        {"name": "colour", "type": "category", "categories": ["blue", "green", "red"]},
+        {"name": "size", "type": "number"},
+    ],
+    "delimiter": ",",
+}
+
+
+@pytest.fixture(scope="module")
+def colour_model_dir(tmp_path_factory) -> Path:
+    """Label 20 exactly when the colour is red; size is noise and sometimes missing."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for _ in range(600):
+        colour = int(rng.integers(0, 3))
+        size = float("nan") if rng.random() < 0.1 else float(rng.normal())
+        rows.append([1 if colour == 2 else 0, colour if rng.random() > 0.05 else float("nan"), size])
+    root = tmp_path_factory.mktemp("colours")
+    _channel_with_schema(root / "train", rows[:500], COLOUR_SCHEMA)
+    _write_channel(root / "validation", np.asarray([r[1:] for r in rows[500:]]), np.asarray([r[0] for r in rows[500:]]))
+    model_dir = root / "model"
+    result = _run({"train": root / "train", "validation": root / "validation"}, model_dir)
+    assert result.returncode == 0, result.stderr
+    assert "categorical=1" in result.stdout
+    return model_dir
+
+
+def test_the_schema_is_stored_in_the_model_with_categories_and_label_classes(colour_model_dir) -> None:
+    schema = json.loads((colour_model_dir / "schema.json").read_text())
+    assert schema["features"] == COLOUR_SCHEMA["features"]
+    assert schema["label"] == {"name": "outcome", "type": "integer", "classes": [10, 20]}
+    report = json.loads((colour_model_dir / "evaluation.json").read_text())
+    assert report["validation_accuracy"] > 0.9 and report["label_type"] == "integer"
+
+
+def test_raw_rows_and_objects_predict_labels_in_the_label_type(inference, colour_model_dir) -> None:
+    served = inference.model_fn(str(colour_model_dir))
+    body = json.dumps({"instances": [["red", "0.3"], ["blue", None], {"colour": "red"}, {"size": 1, "outcome": 5}]})
+    prediction = inference.predict_fn(inference.input_fn(body, "application/json"), served)
+    answer, content_type = inference.output_fn(prediction, "application/json")
+    assert content_type == "application/json"
+    assert json.loads(answer) == {"predictions": [20, 10, 20, 10]}
+
+
+def test_an_unseen_category_is_treated_as_missing(inference, colour_model_dir) -> None:
+    served = inference.model_fn(str(colour_model_dir))
+    body = json.dumps({"instances": [["purple", 0.1], ["NA", "NaN"]]})
+    prediction = inference.predict_fn(inference.input_fn(body, "application/json"), served)
+    assert len(prediction["labels"]) == 2 and set(prediction["labels"]) <= {10, 20}
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([["red"]], "invalid input: expected 2 features per row, got 1; the features are colour, size"),
+        ([["red", "big"]], "invalid input: row 1, 'size' must be a number, got 'big'"),
+        ([["red", "inf"]], "invalid input: row 1, 'size' must be a finite number, got 'inf'"),
+        ([{"colour": "red", "weight": 3}], "invalid input: row 1 names 'weight', which is not a feature"),
+        ([[True, 1]], "invalid input: row 1, 'colour' must be a category name, got True"),
+    ],
+)
+def test_rows_that_do_not_fit_the_schema_are_invalid_input(inference, colour_model_dir, rows, message) -> None:
+    served = inference.model_fn(str(colour_model_dir))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        inference.predict_fn(inference.input_fn(json.dumps({"instances": rows}), "application/json"), served)
+
+
+def test_prepared_csv_rows_answer_label_indices_as_batch_transform_needs(inference, colour_model_dir) -> None:
+    served = inference.model_fn(str(colour_model_dir))
+    answer, content_type = inference.output_fn(
+        inference.predict_fn(inference.input_fn("2,0.5\n0,nan\nnan,1\n", "text/csv"), served), "text/csv"
+    )
+    assert content_type == "text/csv" and answer.splitlines()[:2] == ["1", "0"]
+    with pytest.raises(ValueError, match=re.escape("invalid input: row 1, 'colour' must be a category index, got '7'")):
+        inference.predict_fn(inference.input_fn("7,0.5", "text/csv"), served)
 
 
 @pytest.fixture(scope="module")
@@ -120,21 +212,22 @@ def trained_model_dir(digits_channels, tmp_path_factory) -> Path:
 
 
 def test_serving_functions_round_trip_csv_and_json(inference, trained_model_dir) -> None:
-    model = inference.model_fn(str(trained_model_dir))
+    served = inference.model_fn(str(trained_model_dir))
     x, y = load_digits(return_X_y=True)
     csv_body = "\n".join(",".join(str(v) for v in row) for row in x[:20])
-    predictions = inference.predict_fn(inference.input_fn(csv_body, "text/csv"), model)
-    assert (predictions == y[:20].astype(str)).mean() > 0.8
-    body, content_type = inference.output_fn(predictions, "application/json")
-    assert content_type == "application/json" and len(json.loads(body)["predictions"]) == 20
-    from_json = inference.input_fn(json.dumps({"instances": x[:2].tolist()}), "application/json")
-    assert from_json.shape == (2, 64)
+    prediction = inference.predict_fn(inference.input_fn(csv_body, "text/csv"), served)
+    assert (np.asarray(prediction["labels"]) == y[:20]).mean() > 0.8
+    body, content_type = inference.output_fn(prediction, "application/json")
+    assert content_type == "application/json" and json.loads(body)["predictions"] == prediction["labels"]
+    assert all(type(label) is int for label in prediction["labels"])  # numeric labels come back as numbers
+    from_json = inference.input_fn(json.dumps({"instances": [[str(v) for v in x[0]]]}), "application/json")
+    assert inference.predict_fn(from_json, served)["labels"] == prediction["labels"][:1]
 
 
 def test_wrong_feature_count_is_reported_as_invalid_input(inference, trained_model_dir) -> None:
-    model = inference.model_fn(str(trained_model_dir))
+    served = inference.model_fn(str(trained_model_dir))
     with pytest.raises(ValueError, match="invalid input: expected 64 features per row, got 4"):
-        inference.predict_fn(inference.input_fn("5.9,3.0,5.1,1.8", "text/csv"), model)
+        inference.predict_fn(inference.input_fn("5.9,3.0,5.1,1.8", "text/csv"), served)
     with pytest.raises(ValueError, match="invalid input: unsupported content type"):
         inference.input_fn("x", "application/x-npy")
 

@@ -12,12 +12,26 @@ from payload import MAX_ROWS, BadRequest, body_text, parse_rows
 
 
 def test_one_csv_row_as_in_the_curl_example() -> None:
-    assert parse_rows(json.dumps({"data": "5.9,3.0,5.1,1.8"})) == [[5.9, 3.0, 5.1, 1.8]]
+    assert parse_rows(json.dumps({"data": "5.9,3.0,5.1,1.8"})) == [["5.9", "3.0", "5.1", "1.8"]]
 
 
 def test_several_csv_rows_and_instances_are_accepted() -> None:
-    assert parse_rows(json.dumps({"data": "1,2\n3,4\n"})) == [[1.0, 2.0], [3.0, 4.0]]
-    assert parse_rows(json.dumps({"instances": [[1, 2], ["3", 4.5]]})) == [[1.0, 2.0], [3.0, 4.5]]
+    assert parse_rows(json.dumps({"data": "1,2\n3,4\n"})) == [["1", "2"], ["3", "4"]]
+    assert parse_rows(json.dumps({"instances": [[1, 2], ["3", 4.5]]})) == [[1, 2], ["3", 4.5]]
+
+
+def test_csv_rows_are_read_as_the_csv_file_holds_them() -> None:
+    quoted = '"5.1",3.5,"dark, blue",,NA'
+    assert parse_rows(json.dumps({"data": quoted})) == [["5.1", "3.5", "dark, blue", "", "NA"]]
+    semicolons = json.dumps({"data": "5,1;3,5;red\r\n4,9;3;blue"})
+    assert parse_rows(semicolons) == [["5,1", "3,5", "red"], ["4,9", "3", "blue"]]
+    assert parse_rows(json.dumps({"data": "\ufeff5.1\t3.5"})) == [["5.1", "3.5"]]
+
+
+def test_objects_keyed_by_feature_name_and_missing_values_are_passed_to_the_model() -> None:
+    rows = [{"sepal.length": 5.1, "colour": "red"}, {"sepal.length": None, "colour": "NA"}]
+    assert parse_rows(json.dumps({"instances": rows})) == rows
+    assert parse_rows(json.dumps({"instances": [[1, None]]})) == [[1, None]]
 
 
 @pytest.mark.parametrize(
@@ -30,19 +44,20 @@ def test_several_csv_rows_and_instances_are_accepted() -> None:
         (json.dumps({"data": 5}), "CSV text"),
         (json.dumps({"data": "  \n"}), "no rows"),
         (json.dumps({"instances": [1, 2]}), "list of rows"),
-        (json.dumps({"data": "1,abc"}), "row 1, value 2: 'abc' is not a number"),
-        (json.dumps({"instances": [[1, True]]}), "is not a number"),
-        (json.dumps({"instances": [[1, None]]}), "is not a number"),
-        (json.dumps({"data": "1,NaN"}), "not a finite number"),
+        (json.dumps({"instances": [[1, 2], {"a": 1}]}), "all lists of values, or all objects"),
+        (json.dumps({"instances": [[1, True]]}), "row 1, value 2: True is not a number, text or null"),
+        (json.dumps({"instances": [[1, [2]]]}), "row 1, value 2: \\[2\\] is not a number, text or null"),
+        (json.dumps({"instances": [{"a": {"b": 1}}]}), "row 1, 'a': {'b': 1} is not a number, text or null"),
+        (json.dumps({"instances": [{}]}), "row 1 is empty"),
+        (json.dumps({"data": "1,inf"}), "row 1, value 2: 'inf' is not a finite number"),
         (json.dumps({"data": "1,2\n3"}), "same number of values"),
-        (json.dumps({"data": "1,\n"}), "row 1, value 2"),
         (json.dumps({"instances": [[1]] * (MAX_ROWS + 1)}), f"at most {MAX_ROWS} rows"),
         (json.dumps({"data": "1," * 40_000}), "larger than 64 KB"),
         ("[" * 30_000 + "]" * 30_000, "nested too deeply or a number too long"),
         ('{"instances": [[' + "9" * 5000 + "]]}", "nested too deeply or a number too long"),
         ('{"instances": [[' + "9" * 400 + "]]}", "not a finite number"),
         (json.dumps({"data": "1e39,1,2,3"}), "beyond the largest value the model takes"),
-        (json.dumps({"data": "1," + "x" * 5000}), "value 2: '" + "x" * 36 + "... is not a number"),
+        (json.dumps({"data": "1," + "x" * 5000}), "value 2: '" + "x" * 36 + "... is longer than 200 characters"),
     ],
 )
 def test_bad_payloads_are_rejected_with_a_message_that_says_what_to_fix(body, message) -> None:
@@ -78,9 +93,9 @@ def test_an_unreachable_endpoint_is_a_json_503(aws, monkeypatch) -> None:
 
 
 def test_bad_requests_get_a_400_and_never_reach_the_endpoint(predict) -> None:
-    reply = predict(json.dumps({"data": "5.9,x"}))
+    reply = predict(json.dumps({"data": "5.9,1e39"}))
     assert reply["statusCode"] == 400
-    assert "is not a number" in json.loads(reply["body"])["message"]
+    assert "beyond the largest value the model takes" in json.loads(reply["body"])["message"]
 
 
 def test_a_valid_request_returns_the_endpoint_predictions(predict) -> None:

@@ -142,7 +142,9 @@ def test_better_model_updates_the_existing_endpoint_and_retires_the_old_one(stac
 
 
 def test_candidate_below_the_accuracy_threshold_is_not_promoted(stack, state) -> None:
-    arn = _manual(stack, "scenario/weak", hyperparameters={"n_estimators": 1, "max_depth": 1})
+    # One stump can tell at most two of iris's three classes apart.
+    stump = {"model": "random_forest", "n_estimators": 1, "max_depth": 1}
+    arn = _manual(stack, "scenario/weak", hyperparameters=stump)
     view = pipeline.finish(stack, arn)
     assert pipeline.path(view) == [*HEAD, "Not promoted", *SUCCESS_TAIL]
     result = pipeline.output(stack, arn)
@@ -240,6 +242,20 @@ def test_malformed_raw_csv_fails_the_data_preparation_with_a_clear_cause(stack, 
     assert "30 of 180 rows (16.7%) are malformed, more than the allowed 5.0%" in view.cause
     assert pipeline.path(view) == [*HEAD[:4], *FAILURE_TAIL]
     assert pipeline.outcomes_mailed(stack) == ["failed"]
+    _unchanged(stack, state)
+
+
+def test_a_label_column_spelt_differently_fails_with_the_closest_header_suggested(stack, state) -> None:
+    text = pipeline.iris().replace(",label\n", ",Label\n", 1)
+    raw = pipeline.upload(stack, "manual/iris-capitalised.csv", text)
+    arn = pipeline.start(stack, {"rawDataUri": raw, "dataVersion": "scenario/label-misspelt"})
+    view = pipeline.finish(stack, arn)
+    assert view.status == "FAILED" and view.error == "Glue.JobRunFailed"
+    assert (
+        "The label column 'label' is not in the header of iris-capitalised.csv; did you mean 'Label'? Rename that "
+        "column to 'label', or set the LabelColumn parameter to 'Label'." in view.cause
+    )
+    assert pipeline.path(view) == [*HEAD[:4], *FAILURE_TAIL]
     _unchanged(stack, state)
 
 

@@ -31,9 +31,20 @@ def _json(status: int, body: dict[str, Any]) -> Response:
 
 
 def _model_message(error: ClientError) -> str:
+    """The model's refusal of the request, if that is what the error is.
+
+    The scikit-learn container answers every exception from input_fn/predict_fn with a 500, so the
+    "invalid input:" mark is what tells a refused request from a broken model; a container that answers
+    4xx itself (OriginalStatusCode) is passed on as a 400 too, never counted as a server error.
+    """
     message = error.response["Error"].get("Message", "")
     start = message.find(CLIENT_ERROR_MARK)
-    return message[start:].strip(' ".') if start >= 0 else ""
+    if start >= 0:
+        return message[start:].strip(' ".')
+    original = error.response.get("OriginalStatusCode")
+    if isinstance(original, int) and 400 <= original < 500:
+        return str(error.response.get("OriginalMessage") or message)[:500] or "the model refused the request"
+    return ""
 
 
 @app.post("/predict")
