@@ -10,7 +10,7 @@ SCAN_VENV := .venv-scan
 SCAN_PY := $(SCAN_VENV)/bin/python
 SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: demo test scan bench browser lint build clean
+.PHONY: demo test scan bench bench-scale browser lint build clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
@@ -54,6 +54,10 @@ scan: $(STAMP) $(SCAN_STAMP)
 
 bench: $(STAMP) browser
 	$(PY) bench/run.py
+
+# Rows -> per-state seconds and peak memory, up to 1M rows (about 10 minutes on 2 cores).
+bench-scale: $(STAMP)
+	$(PY) bench/scaling.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

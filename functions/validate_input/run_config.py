@@ -205,6 +205,7 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
         "dataVersion": data_version,
         "labelColumn": defaults["labelColumn"],
         "maxBadRowFraction": str(_number(defaults, "maxBadRowFraction", 0, 1)),
+        "csvDelimiter": defaults["csvDelimiter"],
         "preparedDataUri": f"{artifacts}/data/",
         "namePrefix": f"{name_prefix}-{_slug(execution_name)}"[:JOB_PREFIX_MAX].rstrip("-"),
         "modelName": model_name,
