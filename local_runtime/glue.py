@@ -77,6 +77,8 @@ class LocalGlue:
         }
         self.runs[run_id] = run
         try:
+            # Glue takes the job's role for this job (its trust policy must allow that), then acts with it.
+            self.access.assume(job.role_arn, "glue.amazonaws.com", "GlueJobRunnerSession", _job_arn(name))
             code, log_text, mirrored = self._run_script(job, run_id, arguments)
         except (ClientError, AccessDenied) as error:
             # Glue takes the job's role and reads the script and inputs with it before the driver starts.
@@ -114,8 +116,6 @@ class LocalGlue:
         return {"JobRun": run}
 
     def _s3(self, job: GlueJob) -> Any:
-        """Glue takes the job's role for the job (its trust policy must allow that) and acts with it."""
-        self.access.assume(job.role_arn, "glue.amazonaws.com", "GlueJobRunnerSession", _job_arn(job.name))
         return self._client_as("s3", job.role_arn, "GlueJobRunnerSession")
 
     def _run_script(

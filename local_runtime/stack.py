@@ -351,11 +351,10 @@ class LocalDeployment:
         own = self._managed_policies()
         declared = {**managed_policy_documents, **{arn: document for arn, (document, _) in own.items()}}
         # A managed policy may name its roles itself (its Roles property) instead of the role naming it.
-        attached_by_policy = {
-            role: [arn for arn, (_, roles) in own.items() if role in roles]
-            for _, roles in own.values()
-            for role in roles
-        }
+        attached_by_policy: dict[str, list[str]] = defaultdict(list)
+        for arn, (_, roles) in own.items():
+            for role in roles:
+                attached_by_policy[role].append(arn)
         for logical_id, resource in generated.items():
             if resource["Type"] == "AWS::Lambda::Permission":
                 props = self.template.resolve(resource["Properties"])
