@@ -32,15 +32,17 @@ STATUS_LOOP = ["Start status checks", "Wait for endpoint", "Check endpoint statu
                "Is the endpoint live?"]  # fmt: skip
 SUCCESS_TAIL = ["Release pipeline lock", "Notify outcome", "Report outcome", "Run finished"]
 FAILURE_TAIL = ["Give back data claim after failure", "Release lock after failure", "Notify failure", "Run failed"]
-SAMPLE = "5.9,3.0,5.1,1.8\n5.1,3.5,1.4,0.2"
+SAMPLE = "6.3,3.3,6.0,2.5\n5.1,3.5,1.4,0.2"
+FOREST = {"model": "random_forest"}
 
 
 @pytest.fixture(scope="module")
 def stack():
     with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
-        # Manual runs retrain on the data of the first deployed model: the same rows make the candidate exactly
-        # as good as production, so every scenario reaches the step it is about, whatever iris's splits hold.
-        local.retrain_data = pipeline.upload(local, "manual/iris-retrain.csv", pipeline.iris(every=2))
+        # The first model learns from a quarter of iris. Manual runs retrain on all of it with a forest: the
+        # second scenario's forest beats the first model on the same test rows and goes to production, and
+        # every later forest on the same data is then exactly as good, so each reaches the step it is about.
+        local.retrain_data = pipeline.upload(local, "manual/iris.csv", pipeline.iris())
         yield local
 
 
@@ -53,7 +55,8 @@ def state(stack):
 
 
 def _manual(stack, version: str, **extra) -> str:
-    return pipeline.start(stack, {"rawDataUri": stack.retrain_data, "dataVersion": version, **extra})
+    run_input = {"rawDataUri": stack.retrain_data, "dataVersion": version, "hyperparameters": FOREST, **extra}
+    return pipeline.start(stack, run_input)
 
 
 def _review(stack, decision: str, reviewer: str = "scenario test") -> str:
@@ -100,7 +103,7 @@ def _unchanged(stack, before) -> None:
 
 def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
     known = stack.executions()
-    pipeline.upload(stack, "raw/iris-half.csv", pipeline.iris(every=2))
+    pipeline.upload(stack, "raw/iris-quarter.csv", pipeline.iris(every=4))
     arn = stack.next_execution(known)  # started by the template's EventBridge rule
     email = pipeline.review_email(stack)
     link = actions.review_link(email["Message"])
@@ -132,11 +135,9 @@ def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
     assert "expected 4 features per row, got 2" in wrong_shape.json()["message"]
 
 
-def test_a_model_as_good_on_the_same_rows_updates_the_endpoint_and_retires_the_old_one(stack, state) -> None:
-    # Production is already right on every test row of iris, so "better" can only be a tie here; the
-    # evaluation and gate tests show a strictly better and a worse candidate on the same rows.
+def test_a_model_better_on_the_same_rows_updates_the_endpoint_and_retires_the_old_one(stack, state) -> None:
     previous = state["registry"][("PRODUCTION", "CURRENT")]["modelName"]
-    arn = _manual(stack, "scenario/as-good")
+    arn = _manual(stack, "scenario/better")
     _review(stack, "approve")
     view = pipeline.finish(stack, arn)
     assert pipeline.path(view) == [
@@ -147,11 +148,13 @@ def test_a_model_as_good_on_the_same_rows_updates_the_endpoint_and_retires_the_o
     ]  # fmt: skip
     result = pipeline.output(stack, arn)
     assert result["production"]["modelName"] == previous
-    assert result["candidate"]["value"] >= result["production"]["value"]
     # Both numbers come from the same rows: this run's test split, scored by both models in one job.
     assert result["candidate"]["rows"] == result["production"]["rows"] > 0
-    assert result["candidate"]["value"] == result["production"]["value"] == 1.0
+    assert result["candidate"]["value"] > result["production"]["value"]
     evaluation = _evaluation(stack, arn)
+    assert evaluation["data"]["testRowsSeenByProduction"] == 0
+    reason = pipeline.registry(stack)[("MODEL", result["modelName"])]["gateReason"]
+    assert reason.startswith(f"better than production on the same {evaluation['testRows']} test rows")
     assert evaluation["production"]["modelName"] == previous
     assert sum(map(sum, evaluation["production"]["confusionMatrix"])) == evaluation["testRows"]
     assert set(evaluation["data"]["baseline"]["drift"]) == {"sepal_length", "sepal_width", "petal_length",
@@ -175,6 +178,19 @@ def test_candidate_below_the_accuracy_threshold_is_not_promoted(stack, state) ->
     result = pipeline.output(stack, arn)
     assert result["outcome"] == "not-promoted" and result["reason"].startswith("below threshold")
     assert pipeline.outcomes_mailed(stack) == ["not-promoted"]  # no review email
+    _unchanged(stack, state)
+
+
+def test_a_candidate_worse_than_production_on_the_same_rows_is_not_promoted(stack, state) -> None:
+    # Gradient boosting on the same data misses one more versicolor test row than production's forest.
+    arn = _manual(stack, "scenario/worse", hyperparameters={"model": "hist_gradient_boosting"})
+    view = pipeline.finish(stack, arn)
+    assert pipeline.path(view) == [*HEAD, "Not promoted", *SUCCESS_TAIL]
+    result = pipeline.output(stack, arn)
+    assert result["candidate"]["value"] < result["production"]["value"]
+    rows = result["candidate"]["rows"]
+    assert result["reason"].startswith(f"not better than production on the same {rows} test rows: ")
+    assert pipeline.outcomes_mailed(stack) == ["not-promoted"]
     _unchanged(stack, state)
 
 
@@ -306,7 +322,7 @@ def test_malformed_execution_input_fails_at_the_first_state_naming_the_field(sta
 
 
 def test_the_same_new_data_event_delivered_twice_is_processed_once(stack, state) -> None:
-    event = {"trigger": "new-data", "bucket": stack.outputs["DataBucketName"], "key": "raw/iris-half.csv",
+    event = {"trigger": "new-data", "bucket": stack.outputs["DataBucketName"], "key": "raw/iris-quarter.csv",
              "etag": "d41d8cd98f00b204e9800998ecf8427e", "minImprovement": 0.5}  # fmt: skip
     runs = [pipeline.start(stack, event) for _ in range(2)]
     views = [pipeline.finish(stack, arn) for arn in runs]
