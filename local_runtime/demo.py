@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.panel import Panel
@@ -67,6 +68,7 @@ class Demo:
         self.interactive = interactive
         self.console = console
         self.definition = json.loads((root / "statemachine" / "mlops.asl.json").read_text())
+        self._number = 0  # the round being run, for the files the email callback keeps
 
     def run(self, rounds: int) -> list[RoundResult]:
         began = time.monotonic()
@@ -91,7 +93,10 @@ class Demo:
         sfn = stack.client("stepfunctions")
         known = stack.executions()
         key = f"raw/iris-round-{number}.csv"
-        data = iris_csv(2 if number == 1 else 1)
+        # A first small batch (a quarter of iris), then more data (half of it): the second round's model is
+        # scored against the first on the same test rows, and its review page shows both.
+        data = iris_csv(4 if number == 1 else 2)
+        self._number = number
         self.console.rule(
             f"Round {number}: new data s3://{stack.outputs['DataBucketName']}/{key} ({data.count(chr(10)) - 1} rows)"
         )
@@ -129,6 +134,14 @@ class Demo:
 
     def _email(self, message: dict[str, Any], link: str) -> None:
         self.console.print(Panel(message["Message"], title=f"Email: {message.get('Subject')}", expand=False))
+        # What the reviewer sees, kept before the decision; the page draws its pictures inline, so one
+        # file holds them all.
+        page = requests.get(link, timeout=30)
+        if page.status_code == 200:
+            target = self.output_dir / f"round-{self._number}" / "review.html"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(page.text, encoding="utf-8")
+            self.console.print(f"Review page as the reviewer sees it: {target}")
         if self.interactive:
             self.console.print(f"[bold]Open {link} in a browser and decide.[/] Waiting for you...")
         else:

@@ -127,6 +127,38 @@ def cannot_score(served: dict[str, Any], schema: dict[str, Any]) -> str | None:
     return None
 
 
+def schema_change(served: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any] | None:
+    """How the candidate's schema differs from production's, or None when they agree: features added or
+    removed, features whose type changed, new categories, and label classes gained or lost."""
+    before = {f["name"]: f for f in served["features"]}
+    after = {f["name"]: f for f in schema["features"]}
+    retyped = {
+        name: {"production": before[name]["type"], "candidate": after[name]["type"]}
+        for name in sorted(before.keys() & after.keys())
+        if before[name]["type"] != after[name]["type"]
+    }
+    new_categories = {
+        name: sorted(
+            set(map(str, after[name].get("categories") or [])) - set(map(str, before[name].get("categories") or []))
+        )
+        for name in sorted(before.keys() & after.keys())
+        if after[name]["type"] == "category" and before[name]["type"] == "category"
+    }
+    old_classes = set(map(str, served["label"]["classes"]))
+    new_classes = set(map(str, schema["label"]["classes"]))
+    change = {
+        "featuresAdded": [name for name in after if name not in before],
+        "featuresRemoved": [name for name in before if name not in after],
+        "featuresRetyped": retyped,
+        "newCategories": {name: found for name, found in new_categories.items() if found},
+        "classesAdded": sorted(new_classes - old_classes),
+        "classesRemoved": sorted(old_classes - new_classes),
+    }
+    if served["label"].get("name") != schema["label"].get("name"):
+        change["labelRenamed"] = {"production": served["label"].get("name"), "candidate": schema["label"].get("name")}
+    return change if any(change.values()) else None
+
+
 def balance(labels: list[str]) -> dict[str, float]:
     counts = Counter(labels)
     return {label: round(count / len(labels), 6) for label, count in sorted(counts.items())}
@@ -173,6 +205,7 @@ def evaluate(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             reason = cannot_score(production, schema)
         except (OSError, ValueError, KeyError) as error:
             reason = f"it cannot be loaded by this code version ({type(error).__name__}: {error})"
+    change = schema_change(production["schema"], schema) if production is not None else None
     if production is not None and reason is None and args.baseline:
         baseline_labels, baseline_instances = decoded(read_split(args.baseline), production["schema"])
         data["baseline"] = {
@@ -196,6 +229,7 @@ def evaluate(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         "candidate": metrics(args.candidate_name, truth, predictions(candidate, instances), classes),
         "production": None,
         "data": data,
+        "schemaChange": change,
     }
     if args.production and reason:
         result["production"] = {"modelName": args.production_name, "error": reason}

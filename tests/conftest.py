@@ -27,6 +27,7 @@ def aws(monkeypatch) -> Iterator[None]:
 
     for name, value in {
         "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,  # Lambda's runtime always sets it
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
@@ -56,6 +57,12 @@ def create_table_from_template(logical_id: str, table_name: str) -> Any:
 def approvals(aws, monkeypatch):
     monkeypatch.setenv("APPROVALS_TABLE", "approvals")
     return create_table_from_template("ApprovalsTable", "approvals")
+
+
+@pytest.fixture
+def registry(aws, monkeypatch):
+    monkeypatch.setenv("REGISTRY_TABLE", "registry")
+    return create_table_from_template("ModelRegistryTable", "registry")
 
 
 class Inbox:

@@ -93,6 +93,7 @@ def _pending(
         "testAccuracy": "0.9333",
         "testRows": 15,
         "predictionsUri": "s3://artifacts/runs/x/test-predictions/",
+        "evidence": json.dumps({"summary": sample_event("approval_request")["evaluation"]["summary"]}),
         "createdAt": now.isoformat(timespec="seconds"),
         "expiresAt": (now + timedelta(seconds=expires_in)).isoformat(timespec="seconds"),
         "expiresAtEpoch": int(now.timestamp()) + 86400,
@@ -115,6 +116,8 @@ def test_review_page_shows_both_models_and_has_no_side_effects(api, approvals) -
     assert page["statusCode"] == 200
     assert "0.9565" in page["body"] and "0.9130" in page["body"] and "0.9333" in page["body"]
     assert 'value="csrf-secret-value"' in page["body"]
+    assert "<figure id=candidate-matrix>" in page["body"] and "<figure id=production-matrix>" in page["body"]
+    assert page["body"].index("<table id=class-deltas>") < page["body"].index('<form method="post">')
     assert page["multiValueHeaders"]["Content-Security-Policy"][0].startswith("default-src 'none'")
     assert approvals.get_item(Key={"approvalId": item["approvalId"]})["Item"]["status"] == "pending"
 

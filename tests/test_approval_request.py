@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+from decimal import Decimal
 
 import boto3
 import pytest
 from conftest import REGION
 from handlers import LambdaContext, load_handler, sample_event
-from review import new_approval_id, score_predictions
+from review import console_links, new_approval_id, production_history, score_predictions
 
 API = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/v1"
 
@@ -28,7 +30,7 @@ def test_predictions_are_scored_against_the_joined_labels() -> None:
 
 
 @pytest.fixture
-def request_event(approvals, inbox, monkeypatch):
+def request_event(approvals, registry, inbox, monkeypatch):
     monkeypatch.setenv("API_BASE_URL", API)
     event = sample_event("approval_request")
     s3 = boto3.client("s3", region_name=REGION)
@@ -50,7 +52,7 @@ def test_review_email_links_an_id_and_never_the_task_token(request_event, approv
     assert item["taskToken"] == request_event["taskToken"]
     assert f"{API}/approvals/{item['approvalId']}" in message["Message"]
     assert request_event["taskToken"] not in message["Message"] + message["Subject"]
-    assert "0.9565" in message["Message"] and "0.9130" in message["Message"]
+    assert "0.9583" in message["Message"] and "0.8333" in message["Message"]
     assert item["testAccuracy"] == "0.6667" and item["testRows"] == 3
     assert message["Subject"].startswith("Review model mlops-new-data-3f1c2b-a1b2c3d4")
 
@@ -90,3 +92,60 @@ def test_unreadable_predictions_still_send_the_review(request_event, approvals, 
     assert "test-set accuracy" in message["Message"]
     (item,) = _approval_items(approvals)
     assert item["testAccuracy"] == ""
+
+
+def test_the_email_names_the_largest_fall_in_a_class_recall(request_event, inbox) -> None:
+    deltas = request_event["evaluation"]["summary"]["classDeltas"]
+    deltas["versicolor"].update(candidate=0.75, delta=-0.25)
+    load_handler("approval_request").lambda_handler(request_event, LambdaContext("approval-request"))
+    (message,) = inbox.messages()
+    assert "Largest fall in a class's recall: versicolor 0.7500 vs 1.0000 (-0.2500, 8 test rows)" in message["Message"]
+
+
+def test_the_review_keeps_the_evaluation_the_production_history_and_links(request_event, approvals, registry) -> None:
+    for name, accuracy, promoted in (("mlops-second", "0.8333", "2026-11-08"), ("mlops-first", "1", "2026-11-01")):
+        registry.put_item(Item={"pk": "MODEL", "sk": name, "accuracy": Decimal(accuracy), "testRows": 6,
+                                "promotedAt": f"{promoted}T00:00:00Z", "status": "production"})  # fmt: skip
+    registry.put_item(Item={"pk": "PRODUCTION", "sk": "CURRENT", "modelName": "mlops-second"})
+    load_handler("approval_request").lambda_handler(request_event, LambdaContext("approval-request"))
+    (item,) = _approval_items(approvals)
+    evidence = json.loads(item["evidence"])
+    assert evidence["summary"] == request_event["evaluation"]["summary"]
+    assert [(h["modelName"], h["accuracy"]) for h in evidence["history"]] == [("mlops-first", 1.0),
+                                                                              ("mlops-second", 0.8333)]  # fmt: skip
+    assert evidence["links"]["trainingJob"]["name"] == request_event["trainingJobName"]
+    assert evidence["links"]["modelArtifacts"]["name"] == request_event["modelArtifacts"]
+    assert evidence["links"]["evaluation"]["name"] == request_event["evaluationUri"] + "evaluation.json"
+
+
+def test_console_links_open_the_job_and_each_artifact_in_the_region() -> None:
+    request = {"trainingJobName": "job-1", "modelArtifacts": "s3://b/runs/r/model/job-1/output/model.tar.gz",
+               "evaluationUri": "s3://b/runs/r/evaluation/"}  # fmt: skip
+    links = console_links(request, "s3://b/runs/r/test-predictions/", "eu-west-1")
+    assert links["trainingJob"]["url"] == (
+        "https://eu-west-1.console.aws.amazon.com/sagemaker/home?region=eu-west-1#/jobs/job-1"
+    )
+    assert links["modelArtifacts"]["url"].startswith("https://eu-west-1.console.aws.amazon.com/s3/object/b?")
+    assert links["predictions"]["url"].startswith("https://eu-west-1.console.aws.amazon.com/s3/buckets/b?")
+    assert "prefix=runs/r/evaluation/evaluation.json" in links["evaluation"]["url"]
+    assert console_links({"modelArtifacts": "not-a-uri"}, "", "eu-west-1") == {}
+
+
+def test_history_lists_models_that_reached_production_oldest_first_and_keeps_the_last_twenty() -> None:
+    items = [{"sk": f"m{i:02d}", "accuracy": Decimal("0.9"), "promotedAt": f"2026-01-{i + 1:02d}"} for i in range(25)]
+    items.append({"sk": "never-promoted", "accuracy": Decimal("0.99")})
+    history = production_history(reversed(items))
+    assert [h["modelName"] for h in history] == [f"m{i:02d}" for i in range(5, 25)]
+
+
+def test_the_email_says_when_the_candidates_columns_differ_from_productions(request_event, inbox) -> None:
+    request_event["evaluation"]["summary"]["schemaChange"] = {
+        "featuresAdded": ["colour"], "featuresRemoved": [], "featuresRetyped": {"zip": {}}, "newCategories": {},
+        "classesAdded": [], "classesRemoved": ["virginica"],
+    }  # fmt: skip
+    load_handler("approval_request").lambda_handler(request_event, LambdaContext("approval-request"))
+    (message,) = inbox.messages()
+    assert (
+        "Schema differs from production's: new features colour; classes gone virginica; retyped zip"
+        in (message["Message"])
+    )

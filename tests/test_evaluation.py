@@ -85,6 +85,7 @@ def test_both_models_are_scored_on_the_same_rows_production_has_not_seen(runs, t
     assert evaluation["candidate"]["accuracy"] > 0.9
     assert set(evaluation["data"]["baseline"]["drift"]) == {"x", "noise"}
     assert evaluation["data"]["baseline"]["drift"]["x"]["statistic"] == "Kolmogorov-Smirnov"
+    assert evaluation["schemaChange"] is None  # same columns, same classes
 
 
 def test_the_first_model_is_scored_alone(runs, tmp_path) -> None:
@@ -101,3 +102,24 @@ def test_a_production_model_trained_on_other_columns_says_why_it_cannot_be_compa
         "error": "it needs 1 feature(s) this data does not have (y)",
     }
     assert evaluation["candidate"]["rows"] == 90
+    assert evaluation["schemaChange"] == {"featuresAdded": ["x"], "featuresRemoved": ["y"], "featuresRetyped": {},
+                                          "newCategories": {}, "classesAdded": [], "classesRemoved": []}  # fmt: skip
+
+
+def test_schema_change_names_retyped_features_new_categories_and_classes() -> None:
+    sys.path.insert(0, str(EVALUATE.parent))
+    from evaluate import schema_change
+
+    served = {"label": {"name": "churn", "classes": ["no", "yes"]},
+              "features": [{"name": "plan", "type": "category", "categories": ["basic", "pro"]},
+                           {"name": "zip", "type": "number"}]}  # fmt: skip
+    ours = {"label": {"name": "churned", "classes": ["no", "yes", "unknown"]},
+            "features": [{"name": "plan", "type": "category", "categories": ["basic", "pro", "team"]},
+                         {"name": "zip", "type": "category", "categories": ["02139"]}]}  # fmt: skip
+    assert schema_change(served, ours) == {
+        "featuresAdded": [], "featuresRemoved": [],
+        "featuresRetyped": {"zip": {"production": "number", "candidate": "category"}},
+        "newCategories": {"plan": ["team"]}, "classesAdded": ["unknown"], "classesRemoved": [],
+        "labelRenamed": {"production": "churn", "candidate": "churned"},
+    }  # fmt: skip
+    assert schema_change(served, served) is None

@@ -72,7 +72,9 @@ def class_deltas(evaluation: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def summary_of(evaluation: dict[str, Any]) -> dict[str, Any]:
     """What the review shows: the evaluation, without confusion matrices too large to draw."""
-    summary = {key: evaluation.get(key) for key in ("testRows", "classes", "candidate", "production", "data")}
+    summary = {
+        key: evaluation.get(key) for key in ("testRows", "classes", "candidate", "production", "data", "schemaChange")
+    }
     summary["classDeltas"] = class_deltas(evaluation)
     if len(evaluation.get("classes") or []) > MAX_CLASSES_IN_SUMMARY:
         for model in ("candidate", "production"):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from html import escape
 from typing import Any
 
+from evidence import STYLE as EVIDENCE_STYLE
+from evidence import evidence_section
+
 STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;color:#16191f}"
+    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#16191f}"
     "table{border-collapse:collapse;margin:1rem 0}"
     "td,th{padding:.4rem .8rem;border-bottom:1px solid #d5dbdb;text-align:right}"
     "th:first-child,td:first-child{text-align:left}.actions{display:flex;gap:1rem;margin-top:1rem}"
@@ -14,7 +18,7 @@ STYLE = (
     ".approve{background:#1d8102;color:#fff;border-color:#1d8102}"
     ".reject{background:#fff;color:#d13212;border-color:#d13212}"
     "label{display:block;margin-top:.8rem}input,textarea{width:100%;box-sizing:border-box;padding:.4rem}"
-    ".note{color:#545b64}"
+    ".note{color:#545b64}" + EVIDENCE_STYLE
 )
 
 SECURITY_HEADERS = {
@@ -58,9 +62,19 @@ def _metrics_table(item: dict[str, Any]) -> str:
     )
 
 
+def _evidence(item: dict[str, Any]) -> str:
+    """The stored evidence, drawn; reviews requested before evidence was stored show the table alone."""
+    try:
+        stored = json.loads(item.get("evidence") or "{}")
+    except ValueError:
+        return ""
+    return evidence_section(stored) if isinstance(stored, dict) and stored else ""
+
+
 def review_page(item: dict[str, Any]) -> str:
     body = (
         _metrics_table(item)
+        + _evidence(item)
         + "<p>Approving replaces the production model on the endpoint. Rejecting changes nothing.</p>"
         + '<form method="post">'
         + f'<input type="hidden" name="csrf" value="{escape(item["csrfToken"])}">'
@@ -85,7 +99,7 @@ def decided_page(item: dict[str, Any], *, just_now: bool) -> str:
         else f"<p id=outcome>Already decided: {verb} by {who} at {when}.</p>"
     )
     extra = f"<p>Comment: {escape(comment)}</p>" if comment else ""
-    return _page(f"Model {item['modelName']} {verb}", lead + extra + _metrics_table(item))
+    return _page(f"Model {item['modelName']} {verb}", lead + extra + _metrics_table(item) + _evidence(item))
 
 
 def expired_page(item: dict[str, Any]) -> str:

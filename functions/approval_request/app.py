@@ -6,6 +6,7 @@ token returns the first result and sends no second email (Powertools idempotency
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,8 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from review import email, new_approval_id, score_predictions
+from boto3.dynamodb.conditions import Key
+from review import console_links, email, new_approval_id, production_history, score_predictions
 
 logger = Logger()
 # Expired approvals stay readable this long, so an old link says "expired" rather than "not found".
@@ -49,6 +51,28 @@ def _idempotency_store() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(
         table_name=os.environ["APPROVALS_TABLE"], key_attr="approvalId", expiry_attr="expiresAtEpoch"
     )
+
+
+@cache
+def _registry() -> Any:
+    return boto3.resource("dynamodb").Table(os.environ["REGISTRY_TABLE"])
+
+
+def registry_history() -> list[dict[str, Any]]:
+    """The production models so far, for the review's chart; the review goes out without it if unreadable."""
+    items: list[dict[str, Any]] = []
+    try:
+        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq("MODEL")}
+        while True:
+            page = _registry().query(**query)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except Exception:
+        logger.exception("could not read the model registry")
+        return []
+    return production_history(items)
 
 
 def test_set_result(output_uri: str) -> dict[str, Any]:
@@ -89,6 +113,14 @@ def request_review(request: dict[str, Any], now: datetime) -> dict[str, Any]:
             "testAccuracy": _decimal_text(test_result.get("accuracy")),
             "testRows": test_result.get("rows", 0),
             "predictionsUri": test_result["outputUri"],
+            "evidence": json.dumps(
+                {
+                    "summary": request["evaluation"].get("summary") or {},
+                    "history": registry_history(),
+                    "links": console_links(request, test_result["outputUri"], os.environ["AWS_REGION"]),
+                },
+                default=str,
+            ),
             "createdAt": now.isoformat(timespec="seconds"),
             "expiresAt": expires_at,
             "expiresAtEpoch": int((expires + KEEP_AFTER_EXPIRY).timestamp()),

@@ -1,10 +1,14 @@
-"""Pure pieces of the approval request: ids, the test-set score and the email text."""
+"""Pure pieces of the approval request: ids, the test-set score, the review's evidence and the email text."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, urlparse
+
+# The chart shows the most recent production models; older ones stay in the registry.
+HISTORY_LENGTH = 20
 
 # 24 random bytes = 192 bits, URL-safe: far beyond guessing, and short enough for an email link.
 ID_BYTES = 24
@@ -64,6 +68,8 @@ def email(request: dict[str, Any], review_url: str, test_result: dict[str, Any],
             f"{'test-set accuracy':24}{_fmt(test_result.get('accuracy')):>12}{'':>12}",
             "",
             f"Current production model: {current}",
+            *_class_changes(evaluation),
+            *_schema_change(evaluation),
             f"Gate: {evaluation.get('reason')}",
             f"Test-set predictions ({test_result.get('rows', 0)} rows): {request['transform'].get('outputUri')}",
             f"Training job: {request.get('trainingJobName')}",
@@ -77,3 +83,79 @@ def email(request: dict[str, Any], review_url: str, test_result: dict[str, Any],
         ]
     )
     return subject, body
+
+
+def console_links(request: dict[str, Any], predictions_uri: str, region: str) -> dict[str, dict[str, str]]:
+    """Where a reviewer checks the training job and the artifacts: the name (or S3 URI) and its console page."""
+    console = f"https://{region}.console.aws.amazon.com"
+    links: dict[str, dict[str, str]] = {}
+    job = request.get("trainingJobName")
+    if job:
+        links["trainingJob"] = {"name": job, "url": f"{console}/sagemaker/home?region={region}#/jobs/{quote(job)}"}
+    for key, uri in (
+        ("modelArtifacts", request.get("modelArtifacts")),
+        ("evaluation", (request.get("evaluationUri") or "") and f"{request['evaluationUri']}evaluation.json"),
+        ("predictions", predictions_uri),
+    ):
+        location = urlparse(uri or "")
+        if location.scheme != "s3" or not location.netloc:
+            continue
+        key_path = location.path.lstrip("/")
+        page = "buckets" if key_path.endswith("/") or not key_path else "object"
+        url = f"{console}/s3/{page}/{quote(location.netloc)}?region={region}&prefix={quote(key_path)}"
+        links[key] = {"name": uri, "url": url}
+    return links
+
+
+def production_history(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Models the registry has put in production, oldest first: name, accuracy, test rows, when, status."""
+    history = [
+        {
+            "modelName": str(item.get("sk", "")),
+            "accuracy": None if item.get("accuracy") is None else float(item["accuracy"]),
+            "testRows": None if item.get("testRows") is None else int(item["testRows"]),
+            "promotedAt": str(item.get("promotedAt", "")),
+            "status": str(item.get("status", "")),
+        }
+        for item in items
+        if item.get("promotedAt")
+    ]
+    history.sort(key=lambda entry: entry["promotedAt"])
+    return history[-HISTORY_LENGTH:]
+
+
+def _class_changes(evaluation: dict[str, Any]) -> list[str]:
+    """The email's line on classes: the largest fall in a class's recall, when production was compared."""
+    deltas = (evaluation.get("summary") or {}).get("classDeltas") or {}
+    compared = [(name, d) for name, d in deltas.items() if d.get("delta") is not None]
+    if not compared:
+        return []
+    name, worst = min(compared, key=lambda item: item[1]["delta"])
+    if worst["delta"] >= 0:
+        return ["No class's recall fell."]
+    return [
+        f"Largest fall in a class's recall: {name} {worst['candidate']:.4f} vs {worst['production']:.4f} "
+        f"({worst['delta']:+.4f}, {worst['support']} test rows)"
+    ]
+
+
+def _schema_change(evaluation: dict[str, Any]) -> list[str]:
+    """The email's line on columns and classes, when the candidate's differ from production's."""
+    change = (evaluation.get("summary") or {}).get("schemaChange") or {}
+    kinds = [
+        (label, ", ".join(map(str, change[key])))
+        for key, label in (
+            ("featuresAdded", "new features"),
+            ("featuresRemoved", "features gone"),
+            ("classesAdded", "new classes"),
+            ("classesRemoved", "classes gone"),
+        )
+        if change.get(key)
+    ]
+    kinds += [("retyped", ", ".join(change["featuresRetyped"]))] if change.get("featuresRetyped") else []
+    kinds += [("new categories in", ", ".join(change["newCategories"]))] if change.get("newCategories") else []
+    if change.get("labelRenamed"):
+        kinds.append(("label renamed to", str(change["labelRenamed"]["candidate"])))
+    if not kinds:
+        return []
+    return [("Schema differs from production's: " + "; ".join(f"{k} {v}" for k, v in kinds))[:500]]
