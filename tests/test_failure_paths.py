@@ -13,7 +13,13 @@ from asl import ROOT
 
 from local_runtime.stack import LocalDeployment
 
-FUNNEL = ["Give back data claim after failure", "Release lock after failure", "Notify failure", "Run failed"]
+FUNNEL = [
+    "Give back data claim after failure",
+    "Release lock after failure",
+    "Explain the failure",
+    "Notify failure",
+    "Run failed",
+]
 DYNAMODB, SAGEMAKER, LAMBDA = (
     "DynamoDB.InternalServerErrorException",
     "SageMaker.AmazonSageMakerException",
@@ -21,12 +27,13 @@ DYNAMODB, SAGEMAKER, LAMBDA = (
 )
 NOT_RECORDED = ["Approval not on record", *FUNNEL]
 FAILURES = [
-    ("ClaimStoreDown", "Claim data version", DYNAMODB, ["Notify failure", "Run failed"]),
+    ("ClaimStoreDown", "Claim data version", DYNAMODB, ["Explain the failure", "Notify failure", "Run failed"]),
     ("LockStoreDown", "Take pipeline lock", DYNAMODB, FUNNEL),
     ("ProductionLookupFails", "Find production model", DYNAMODB, FUNNEL),
     ("EvaluationFails", "Score the candidate on the test set", SAGEMAKER, FUNNEL),
     ("ComparisonFails", "Score both models on the test set", SAGEMAKER, FUNNEL),
     ("GateCrashes", "Apply the accuracy gate", LAMBDA, FUNNEL),
+    ("GateCrashesAndExplainingFails", "Apply the accuracy gate", LAMBDA, FUNNEL),
     ("ModelCreationFails", "Create scoring model", SAGEMAKER, FUNNEL),
     ("ScoringFailsAndMailIsDown", "Score test set", SAGEMAKER, FUNNEL),
     ("ReviewRequestFails", "Wait for approval", LAMBDA, FUNNEL),
@@ -95,6 +102,26 @@ def test_a_failing_step_ends_in_a_notification_and_run_failed(stack, case, faili
     assert names[names.index(failing_state) + 1 :] == tail
     mailed = pipeline.outcomes_mailed(stack)
     assert mailed == ([] if case == "ScoringFailsAndMailIsDown" else ["failed"])
+
+
+def _failure_mail(stack) -> str:
+    pipeline.outcomes_mailed(stack)
+    (mail,) = [m for m in stack.mail if m["MessageAttributes"]["outcome"]["Value"] == "failed"]
+    return mail["Message"]
+
+
+def test_the_failure_email_and_cause_lead_with_what_failed_and_what_to_do(stack) -> None:
+    _, view = _run(stack, "GateCrashes")
+    lead = "One of the pipeline's functions failed: The function could not be run (mocked outage)."
+    assert view.cause.startswith(lead + "\nWhat to do: ")
+    assert _failure_mail(stack).startswith(lead)
+
+
+def test_when_explaining_fails_the_raw_error_is_still_mailed_and_kept(stack) -> None:
+    _, view = _run(stack, "GateCrashesAndExplainingFails")
+    assert view.by_name()["Explain the failure"].error == LAMBDA
+    assert view.cause == "The function could not be run (mocked outage)"
+    assert _failure_mail(stack).startswith("The function could not be run (mocked outage) Execution: ")
 
 
 def test_a_lock_held_elsewhere_ends_quietly_even_when_the_claim_cannot_be_given_back(stack) -> None:

@@ -56,10 +56,17 @@ TRAINING_FAILED = [
     *DEPLOYED[:5],
     "Give back data claim after failure",
     "Release lock after failure",
+    "Explain the failure",
     "Notify failure",
     "Run failed",
 ]
-FUNNEL = {"Give back data claim after failure", "Release lock after failure", "Notify failure", "Run failed"}
+FUNNEL = {
+    "Give back data claim after failure",
+    "Release lock after failure",
+    "Explain the failure",
+    "Notify failure",
+    "Run failed",
+}
 
 
 def ran(definition: dict[str, Any], path: list[str], errors: dict[str, str] | None = None) -> dict[str, StateRun]:

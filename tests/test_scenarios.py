@@ -31,7 +31,13 @@ TO_DEPLOY = [*APPROVED, "Create serving model", "Create endpoint config", "Look 
 STATUS_LOOP = ["Start status checks", "Wait for endpoint", "Check endpoint status", "Count status check",
                "Is the endpoint live?"]  # fmt: skip
 SUCCESS_TAIL = ["Release pipeline lock", "Notify outcome", "Report outcome", "Run finished"]
-FAILURE_TAIL = ["Give back data claim after failure", "Release lock after failure", "Notify failure", "Run failed"]
+FAILURE_TAIL = [
+    "Give back data claim after failure",
+    "Release lock after failure",
+    "Explain the failure",
+    "Notify failure",
+    "Run failed",
+]
 SAMPLE = "6.3,3.3,6.0,2.5\n5.1,3.5,1.4,0.2"
 FOREST = {"model": "random_forest"}
 
@@ -292,9 +298,11 @@ def test_malformed_raw_csv_fails_the_data_preparation_with_a_clear_cause(stack, 
     arn = pipeline.start(stack, {"rawDataUri": bad, "dataVersion": "scenario/malformed"})
     view = pipeline.finish(stack, arn)
     assert view.status == "FAILED" and view.error == "Glue.JobRunFailed"
-    assert "30 of 180 rows (16.7%) are malformed, more than the allowed 5.0%" in view.cause
-    assert pipeline.path(view) == [*TRAINED[:4], *FAILURE_TAIL]
+    lead = "Preparing the data failed: 30 of 180 rows (16.7%) are malformed, more than the allowed 5.0%"
+    assert view.cause.startswith(lead)  # the sentence first, the Glue job run's JSON after it
     assert pipeline.outcomes_mailed(stack) == ["failed"]
+    assert stack.mail[-1]["Message"].startswith(lead)
+    assert pipeline.path(view) == [*TRAINED[:4], *FAILURE_TAIL]
     _unchanged(stack, state)
 
 
@@ -315,7 +323,13 @@ def test_a_label_column_spelt_differently_fails_with_the_closest_header_suggeste
 def test_malformed_execution_input_fails_at_the_first_state_naming_the_field(stack, state) -> None:
     arn = pipeline.start(stack, {"accuracyThreshold": "high"})
     view = pipeline.finish(stack, arn)
-    assert pipeline.path(view) == ["Check run input", "Keep the input error", "Notify failure", "Run failed"]
+    assert pipeline.path(view) == [
+        "Check run input",
+        "Keep the input error",
+        "Explain the failure",
+        "Notify failure",
+        "Run failed",
+    ]
     assert view.error == "InvalidInput" and "accuracyThreshold: must be a number" in view.cause
     assert pipeline.outcomes_mailed(stack) == ["failed"]
     _unchanged(stack, state)
