@@ -94,10 +94,10 @@ def _models(registry: dict) -> dict:
 
 
 def _evaluation(stack, arn: str) -> dict:
-    """The evaluation.json the run's Processing job wrote, found through the registry entry of its model."""
-    uri = pipeline.registry(stack)[("MODEL", pipeline.output(stack, arn)["modelName"])]["evaluationUri"]
-    bucket, prefix = uri.removeprefix("s3://").split("/", 1)
-    body = stack.client("s3").get_object(Bucket=bucket, Key=f"{prefix}evaluation.json")["Body"].read()
+    """The evaluation.json the run's Processing job wrote: the model name is the name prefix and the run id."""
+    run_id = pipeline.output(stack, arn)["modelName"].removeprefix(f"{stack.template.parameters['NamePrefix']}-")
+    key = f"runs/{run_id}/evaluation/evaluation.json"
+    body = stack.client("s3").get_object(Bucket=stack.outputs["ArtifactsBucketName"], Key=key)["Body"].read()
     return json.loads(body)
 
 
@@ -306,6 +306,25 @@ def test_malformed_raw_csv_fails_the_data_preparation_with_a_clear_cause(stack, 
     _unchanged(stack, state)
 
 
+def test_labels_quoted_with_commas_train_score_and_reach_review_with_the_schema_change_named(stack, state) -> None:
+    # "Iris, setosa" and friends: the delimiter inside quotes must survive ETL, training, the batch transform,
+    # the evaluation and the email. Production knows other class names, so it cannot be compared.
+    text = (ROOT / "tests" / "data" / "messy" / "quoted_label_with_comma.csv").read_text()
+    raw = pipeline.upload(stack, "manual/quoted-labels.csv", text)
+    arn = pipeline.start(stack, {"rawDataUri": raw, "dataVersion": "scenario/quoted-labels"})
+    email = pipeline.review_email(stack)["Message"]
+    assert "was not compared because it predicts none of this data's classes" in email
+    assert "new classes Iris, setosa, Iris, versicolor, Iris, virginica" in email
+    assert float(email.split("test-set accuracy", 1)[1].split()[0]) >= 0.9
+    assert actions.decide(actions.review_link(email), "reject", reviewer="scenario test").status_code == 200
+    view = pipeline.finish(stack, arn)
+    assert pipeline.path(view) == [*TO_REVIEW, "Model rejected", *SUCCESS_TAIL]
+    evaluation = _evaluation(stack, arn)
+    assert set(evaluation["classes"]) == {"Iris, setosa", "Iris, versicolor", "Iris, virginica"}
+    assert evaluation["candidate"]["accuracy"] >= 0.9
+    _unchanged(stack, state)
+
+
 def test_a_label_column_spelt_differently_fails_with_the_closest_header_suggested(stack, state) -> None:
     text = pipeline.iris().replace(",label\n", ",Label\n", 1)
     raw = pipeline.upload(stack, "manual/iris-capitalised.csv", text)
@@ -376,7 +395,7 @@ def test_failed_endpoint_update_is_a_failure_and_the_registry_names_the_serving_
     view = pipeline.finish(stack, arn)
     assert view.status == "FAILED" and view.error == "DeploymentFailed"
     assert f"serving config {serving}" in view.cause
-    assert pipeline.path(view)[-6:] == ["Is the endpoint live?", "Deployment did not go live", *FAILURE_TAIL]
+    assert pipeline.path(view)[-7:] == ["Is the endpoint live?", "Deployment did not go live", *FAILURE_TAIL]
     _unchanged(stack, state)
     assert "rolled back" in pipeline.endpoint(stack)["FailureReason"]
     assert actions.predict(stack.outputs["PredictUrl"], stack.api_key, SAMPLE).status_code == 200
