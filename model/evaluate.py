@@ -159,6 +159,17 @@ def schema_change(served: dict[str, Any], schema: dict[str, Any]) -> dict[str, A
     return change if any(change.values()) else None
 
 
+def kept_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """What the registry keeps of the candidate's schema: the label, its classes, and each feature's name,
+    type and categories."""
+    features = [
+        {"name": f["name"], "type": f["type"], **({"categories": f["categories"]} if f.get("categories") else {})}
+        for f in schema["features"]
+    ]
+    label = {key: schema["label"].get(key) for key in ("name", "type", "classes")}
+    return {"label": label, "features": features}
+
+
 def balance(labels: list[str]) -> dict[str, float]:
     counts = Counter(labels)
     return {label: round(count / len(labels), 6) for label, count in sorted(counts.items())}
@@ -230,6 +241,7 @@ def evaluate(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         "production": None,
         "data": data,
         "schemaChange": change,
+        "candidateSchema": kept_schema(schema),
     }
     if args.production and reason:
         result["production"] = {"modelName": args.production_name, "error": reason}

@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 from conftest import REGION
-from gate import decide
+from gate import MAX_SCHEMA_CHARS, decide, registry_schema
 from handlers import LambdaContext, load_handler, sample_event
 from hypothesis import given
 from hypothesis import strategies as st
@@ -144,3 +144,16 @@ def test_handler_compares_with_the_production_model_the_workflow_found(evaluatio
     result = load_handler("accuracy_gate").lambda_handler(event, LambdaContext("gate"))
     assert result["promote"] is False and result["production"]["modelName"] == "mlops-old"
     assert result["reason"].startswith("not better than production on the same 30 test rows")
+
+
+def test_the_registry_keeps_the_whole_schema_or_counts_categories_when_it_is_too_large() -> None:
+    small = {"label": {"name": "y", "type": "string", "classes": ["a", "b"]},
+             "features": [{"name": "colour", "type": "category", "categories": ["red", "blue"]}]}  # fmt: skip
+    assert registry_schema({"candidateSchema": small}) == small
+    many = [f"category-{i:03d}" for i in range(255)]
+    large = {**small, "features": [{"name": f"c{i}", "type": "category", "categories": many} for i in range(20)]}
+    kept = registry_schema({"candidateSchema": large})
+    assert len(json.dumps(kept)) <= MAX_SCHEMA_CHARS
+    assert kept["features"][0] == {"name": "c0", "type": "category", "categoryCount": 255}
+    assert kept["label"] == small["label"]
+    assert registry_schema({}) is None  # an evaluation from before schemas were kept

@@ -86,6 +86,8 @@ def test_both_models_are_scored_on_the_same_rows_production_has_not_seen(runs, t
     assert set(evaluation["data"]["baseline"]["drift"]) == {"x", "noise"}
     assert evaluation["data"]["baseline"]["drift"]["x"]["statistic"] == "Kolmogorov-Smirnov"
     assert evaluation["schemaChange"] is None  # same columns, same classes
+    assert evaluation["candidateSchema"] == {"label": {"name": "outcome", "type": "string", "classes": ["low", "high"]},
+                                             "features": SCHEMA["features"]}  # fmt: skip
 
 
 def test_the_first_model_is_scored_alone(runs, tmp_path) -> None:

@@ -130,6 +130,9 @@ def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
     assert registry[("PRODUCTION", "CURRENT")]["modelName"] == result["modelName"]
     assert registry[("MODEL", result["modelName"])]["status"] == "production"
     assert registry[("MODEL", result["modelName"])]["approvedBy"] == "first reviewer"
+    schema = json.loads(registry[("MODEL", result["modelName"])]["schema"])
+    assert [f["name"] for f in schema["features"]] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert schema["label"] == {"name": "label", "type": "string", "classes": ["setosa", "versicolor", "virginica"]}
     assert pipeline.outcomes_mailed(stack) == ["review-requested", "deployed"]
     endpoint = pipeline.endpoint(stack)
     assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == result["modelName"]

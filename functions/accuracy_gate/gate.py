@@ -16,6 +16,7 @@ test rows of this run. Rules, in order:
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,6 +29,9 @@ TOLERANCE = 1e-9
 MIN_ROWS_LOST = 2
 # Confusion matrices beyond this many classes stay in evaluation.json, out of the workflow's state.
 MAX_CLASSES_IN_SUMMARY = 20
+# The schema travels in the workflow's state (256 KB) to the registry item (400 KB); beyond this size its
+# categories are counted rather than listed, and evaluation.json keeps them all.
+MAX_SCHEMA_CHARS = 32_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Decision:
     candidate: dict[str, Any]
     production: dict[str, Any] | None
     summary: dict[str, Any]
+    schema: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +88,19 @@ def summary_of(evaluation: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def registry_schema(evaluation: dict[str, Any]) -> dict[str, Any] | None:
+    """The candidate's schema as the registry keeps it: whole, or with category counts when too large."""
+    schema = evaluation.get("candidateSchema")
+    if not schema or len(json.dumps(schema)) <= MAX_SCHEMA_CHARS:
+        return schema
+    features = [
+        {key: value for key, value in f.items() if key != "categories"}
+        | ({"categoryCount": len(f["categories"])} if "categories" in f else {})
+        for f in schema["features"]
+    ]
+    return {**schema, "features": features}
+
+
 def decide(
     evaluation: dict[str, Any],
     threshold: float,
@@ -105,7 +123,7 @@ def decide(
     summary = summary_of(evaluation) if value is not None else {}
 
     def decision(promote: bool, reason: str) -> Decision:
-        return Decision(promote, reason, candidate, production, summary)
+        return Decision(promote, reason, candidate, production, summary, registry_schema(evaluation))
 
     if value is None:
         return decision(False, f"metric missing: the evaluation reported no numeric {METRIC_NAME}")
