@@ -14,6 +14,17 @@ from local_runtime.demo import iris_csv
 from local_runtime.progress import ExecutionView, follow
 from local_runtime.stack import LocalDeployment, wait_for
 
+# Every failure after the run took its claims ends with these states, in this order.
+FAILURE_TAIL = [
+    "Give back data claim after failure",
+    "Release lock after failure",
+    "Explain the failure",
+    "Notify failure",
+    "Run failed",
+]
+# A refused execution input holds no claims: it goes straight to the explanation and the notification.
+INPUT_REFUSED = ["Check run input", "Keep the input error", *FAILURE_TAIL[2:]]
+
 
 def upload(stack: LocalDeployment, key: str, body: str) -> str:
     stack.client("s3").put_object(Bucket=stack.outputs["DataBucketName"], Key=key, Body=body.encode())

@@ -13,13 +13,7 @@ from asl import ROOT
 
 from local_runtime.stack import LocalDeployment
 
-FUNNEL = [
-    "Give back data claim after failure",
-    "Release lock after failure",
-    "Explain the failure",
-    "Notify failure",
-    "Run failed",
-]
+FUNNEL = pipeline.FAILURE_TAIL
 DYNAMODB, SAGEMAKER, LAMBDA = (
     "DynamoDB.InternalServerErrorException",
     "SageMaker.AmazonSageMakerException",
@@ -27,7 +21,7 @@ DYNAMODB, SAGEMAKER, LAMBDA = (
 )
 NOT_RECORDED = ["Approval not on record", *FUNNEL]
 FAILURES = [
-    ("ClaimStoreDown", "Claim data version", DYNAMODB, ["Explain the failure", "Notify failure", "Run failed"]),
+    ("ClaimStoreDown", "Claim data version", DYNAMODB, FUNNEL[2:]),
     ("LockStoreDown", "Take pipeline lock", DYNAMODB, FUNNEL),
     ("ProductionLookupFails", "Find production model", DYNAMODB, FUNNEL),
     ("EvaluationFails", "Score the candidate on the test set", SAGEMAKER, FUNNEL),

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 from typing import Any
 
+import pipeline
 import pytest
 from asl import load_definition
 
@@ -52,21 +53,8 @@ DEPLOYED = [
     "Report outcome",
     "Run finished",
 ]
-TRAINING_FAILED = [
-    *DEPLOYED[:5],
-    "Give back data claim after failure",
-    "Release lock after failure",
-    "Explain the failure",
-    "Notify failure",
-    "Run failed",
-]
-FUNNEL = {
-    "Give back data claim after failure",
-    "Release lock after failure",
-    "Explain the failure",
-    "Notify failure",
-    "Run failed",
-}
+TRAINING_FAILED = [*DEPLOYED[:5], *pipeline.FAILURE_TAIL]
+FUNNEL = set(pipeline.FAILURE_TAIL)
 
 
 def ran(definition: dict[str, Any], path: list[str], errors: dict[str, str] | None = None) -> dict[str, StateRun]:

@@ -18,13 +18,7 @@ from local_runtime.iam import Caller, Request, evaluate
 from local_runtime.stack import LocalDeployment
 from local_runtime.template import ACCOUNT
 
-FAILURE_TAIL = [
-    "Give back data claim after failure",
-    "Release lock after failure",
-    "Explain the failure",
-    "Notify failure",
-    "Run failed",
-]
+FAILURE_TAIL = pipeline.FAILURE_TAIL
 
 
 def _without(edit: Callable[[dict[str, Any]], None], tmp_path: Path) -> Path:

@@ -31,13 +31,7 @@ TO_DEPLOY = [*APPROVED, "Create serving model", "Create endpoint config", "Look 
 STATUS_LOOP = ["Start status checks", "Wait for endpoint", "Check endpoint status", "Count status check",
                "Is the endpoint live?"]  # fmt: skip
 SUCCESS_TAIL = ["Release pipeline lock", "Notify outcome", "Report outcome", "Run finished"]
-FAILURE_TAIL = [
-    "Give back data claim after failure",
-    "Release lock after failure",
-    "Explain the failure",
-    "Notify failure",
-    "Run failed",
-]
+FAILURE_TAIL = pipeline.FAILURE_TAIL
 SAMPLE = "6.3,3.3,6.0,2.5\n5.1,3.5,1.4,0.2"
 FOREST = {"model": "random_forest"}
 
@@ -345,13 +339,7 @@ def test_a_label_column_spelt_differently_fails_with_the_closest_header_suggeste
 def test_malformed_execution_input_fails_at_the_first_state_naming_the_field(stack, state) -> None:
     arn = pipeline.start(stack, {"accuracyThreshold": "high"})
     view = pipeline.finish(stack, arn)
-    assert pipeline.path(view) == [
-        "Check run input",
-        "Keep the input error",
-        "Explain the failure",
-        "Notify failure",
-        "Run failed",
-    ]
+    assert pipeline.path(view) == pipeline.INPUT_REFUSED
     assert view.error == "InvalidInput" and "accuracyThreshold: must be a number" in view.cause
     assert pipeline.outcomes_mailed(stack) == ["failed"]
     _unchanged(stack, state)
