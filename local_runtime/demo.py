@@ -68,7 +68,6 @@ class Demo:
         self.interactive = interactive
         self.console = console
         self.definition = json.loads((root / "statemachine" / "mlops.asl.json").read_text())
-        self._number = 0  # the round being run, for the files the email callback keeps
 
     def run(self, rounds: int) -> list[RoundResult]:
         began = time.monotonic()
@@ -96,7 +95,6 @@ class Demo:
         # A first small batch (a quarter of iris), then more data (half of it): the second round's model is
         # scored against the first on the same test rows, and its review page shows both.
         data = iris_csv(4 if number == 1 else 2)
-        self._number = number
         self.console.rule(
             f"Round {number}: new data s3://{stack.outputs['DataBucketName']}/{key} ({data.count(chr(10)) - 1} rows)"
         )
@@ -105,7 +103,10 @@ class Demo:
         execution_arn = stack.next_execution(known)
         self.console.print(f"The EventBridge rule started execution [bold]{execution_arn.rsplit(':', 1)[1]}[/]")
         reviewer = actions.Reviewer(
-            stack.read_inbox, None if self.interactive else "approve", reviewer="make demo", on_email=self._email
+            stack.read_inbox,
+            None if self.interactive else "approve",
+            reviewer="make demo",
+            on_email=lambda message, link: self._email(number, message, link),
         )
         view = follow(sfn, execution_arn, on_change=self._show, on_tick=reviewer)
         if reviewer.reply is not None:
@@ -132,13 +133,13 @@ class Demo:
             retried = f"  [yellow](retried after {', '.join(run.retried)})[/]" if run.retried else ""
             self.console.print(f"  [green]✓[/] {run.name}  [dim]{run.seconds:.1f}s[/]{retried}", highlight=False)
 
-    def _email(self, message: dict[str, Any], link: str) -> None:
+    def _email(self, number: int, message: dict[str, Any], link: str) -> None:
         self.console.print(Panel(message["Message"], title=f"Email: {message.get('Subject')}", expand=False))
         # What the reviewer sees, kept before the decision; the page draws its pictures inline, so one
         # file holds them all.
         page = requests.get(link, timeout=30)
         if page.status_code == 200:
-            target = self.output_dir / f"round-{self._number}" / "review.html"
+            target = self.output_dir / f"round-{number}" / "review.html"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(page.text, encoding="utf-8")
             self.console.print(f"Review page as the reviewer sees it: {target}")

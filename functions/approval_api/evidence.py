@@ -23,7 +23,7 @@ LABEL_CHARS = 14
 STYLE = (
     ".evidence h2{font-size:1.15rem;margin:1.6rem 0 .4rem}"
     ".matrices{display:flex;flex-wrap:wrap;gap:1.5rem}"
-    ".matrices figure{margin:0}.matrices figcaption,.chart figcaption{color:#16191f;font-weight:600}"
+    f".matrices figure{{margin:0}}.matrices figcaption,.chart figcaption{{color:{INK};font-weight:600}}"
     "tr.down td{background:#fde7e9;color:#7a0010}tr.up td{color:#1d6b00}"
     ".drifted{color:#7a0010;font-weight:600}"
     "svg text{font-family:system-ui,sans-serif}"
@@ -113,7 +113,7 @@ def history_svg(history: list[dict[str, Any]], candidate: float | None) -> str:
     span_y = height - top - bottom
 
     def y_of(value: float) -> float:
-        return top + span_y * (1 - (value - low) / ((1.0 - low) or 1))
+        return top + span_y * (1 - (value - low) / (1.0 - low))
 
     step = span_x / max(len(points), 1)
     parts, marks = [], []

@@ -142,20 +142,19 @@ def _class_changes(evaluation: dict[str, Any]) -> list[str]:
 def _schema_change(evaluation: dict[str, Any]) -> list[str]:
     """The email's line on columns and classes, when the candidate's differ from production's."""
     change = (evaluation.get("summary") or {}).get("schemaChange") or {}
+    # Lists of names, or dicts keyed by feature name (retyped features, new categories): both list names.
     kinds = [
-        (label, ", ".join(map(str, change[key])))
+        f"{label} {', '.join(map(str, change[key]))}"
         for key, label in (
             ("featuresAdded", "new features"),
             ("featuresRemoved", "features gone"),
             ("classesAdded", "new classes"),
             ("classesRemoved", "classes gone"),
+            ("featuresRetyped", "retyped"),
+            ("newCategories", "new categories in"),
         )
         if change.get(key)
     ]
-    kinds += [("retyped", ", ".join(change["featuresRetyped"]))] if change.get("featuresRetyped") else []
-    kinds += [("new categories in", ", ".join(change["newCategories"]))] if change.get("newCategories") else []
     if change.get("labelRenamed"):
-        kinds.append(("label renamed to", str(change["labelRenamed"]["candidate"])))
-    if not kinds:
-        return []
-    return [("Schema differs from production's: " + "; ".join(f"{k} {v}" for k, v in kinds))[:500]]
+        kinds.append(f"label renamed to {change['labelRenamed']['candidate']}")
+    return [("Schema differs from production's: " + "; ".join(kinds))[:500]] if kinds else []
