@@ -319,6 +319,18 @@ def _sqs(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
     return [Check(f"sqs:{operation}", _arn("sqs", name))]
 
 
+def _ssm(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
+    names = [request["Name"]] if "Name" in request else request.get("Names", [])
+    return [Check(f"ssm:{operation}", _arn("ssm", f"parameter/{n.lstrip('/')}")) for n in names] or [
+        Check(f"ssm:{operation}", "*")
+    ]
+
+
+def _cognito_idp(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
+    pool = request.get("UserPoolId")
+    return [Check(f"cognito-idp:{operation}", _arn("cognito-idp", f"userpool/{pool}") if pool else "*")]
+
+
 def _form(body: bytes) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
 
@@ -403,4 +415,6 @@ _MAPPERS: dict[str, Any] = {
     "monitoring": _cloudwatch,
     "lambda": _lambda,
     "s3": _s3,
+    "ssm": _ssm,
+    "cognito-idp": _cognito_idp,
 }

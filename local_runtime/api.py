@@ -1,4 +1,5 @@
-"""API Gateway on 127.0.0.1: the template's Api routes, each invoking its handler with a REST proxy event."""
+"""API Gateway on 127.0.0.1: the template's Api routes, each invoking its handler with a REST proxy event,
+after the route's Lambda authorizer (TOKEN or REQUEST) has allowed the call."""
 
 from __future__ import annotations
 
@@ -13,8 +14,35 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from local_runtime.access import AccessControl
+from local_runtime.iam import Caller, evaluate
+from local_runtime.iam import Request as IamRequest
 from local_runtime.lambdas import LambdaRuntime
-from local_runtime.template import ACCOUNT, REGION
+from local_runtime.template import ACCOUNT, REGION, UnsupportedTemplate
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """A Lambda authorizer as SAM declares it under the API's Auth.Authorizers."""
+
+    name: str
+    function: str
+    payload_type: str  # TOKEN or REQUEST
+    identity_headers: tuple[str, ...]  # a request without one of them is refused before the function runs
+
+    @classmethod
+    def from_sam(cls, name: str, declared: dict[str, Any]) -> Authorizer:
+        if "FunctionArn" not in declared:
+            raise UnsupportedTemplate(f"authorizer {name}: only Lambda authorizers are supported locally")
+        payload_type = declared.get("FunctionPayloadType", "TOKEN")
+        identity = declared.get("Identity", {})
+        headers = (
+            identity.get("Headers", []) if payload_type == "REQUEST" else [identity.get("Header", "authorization")]
+        )
+        return cls(name, declared["FunctionArn"].rsplit(":", 1)[1], payload_type, tuple(headers))
+
+    @property
+    def authorizer_id(self) -> str:
+        return self.name.lower()[:10]
 
 
 @dataclass(frozen=True)
@@ -23,6 +51,7 @@ class Route:
     path: str  # as declared, e.g. /approvals/{id}
     function: str
     api_key_required: bool
+    authorizer: Authorizer | None = None
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -60,20 +89,65 @@ class LocalApi:
         route, match = chosen
         if route.api_key_required and request.headers.get("x-api-key") != self.api_key:
             return self._error(403, "Forbidden")
+        method_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api_id}/{self.stage}/{request.method}{path}"
+        event = self._event(request, route, path, match.groupdict())
+        if route.authorizer:
+            refused, context = self._authorize(route.authorizer, event, method_arn)
+            if refused:
+                return refused
+            event["requestContext"]["authorizer"] = context
         # API Gateway invokes the function as itself; only the function's resource policy lets it.
-        source_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api_id}/{self.stage}/{request.method}{path}"
-        function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{route.function}"
-        decision = self.access.check_service(
-            "apigateway.amazonaws.com", source_arn, route.function, "lambda:InvokeFunction", function_arn
-        )
-        if not decision.allowed:
+        if not self._may_invoke(route.function, method_arn):
             return self._error(500, "Internal server error")
-        result = self.lambdas.invoke(
-            route.function, json.dumps(self._event(request, route, path, match.groupdict())).encode()
-        )
+        result = self.lambdas.invoke(route.function, json.dumps(event).encode())
         if result.function_error:
             return self._error(502, "Internal server error")
         return self._response(result.payload)
+
+    def _may_invoke(self, function: str, source_arn: str) -> bool:
+        function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}"
+        decision = self.access.check_service(
+            "apigateway.amazonaws.com", source_arn, function, "lambda:InvokeFunction", function_arn
+        )
+        return decision.allowed
+
+    def _authorize(
+        self, authorizer: Authorizer, event: dict[str, Any], method_arn: str
+    ) -> tuple[Response | None, dict[str, Any]]:
+        """API Gateway's Lambda authorizer contract: (the refusal, or None and the context the integration sees)."""
+        headers = {k.lower(): v for k, v in event["headers"].items()}
+        if any(not headers.get(name.lower()) for name in authorizer.identity_headers):
+            return self._error(401, "Unauthorized"), {}
+        source_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api_id}/authorizers/{authorizer.authorizer_id}"
+        if not self._may_invoke(authorizer.function, source_arn):
+            return self._error(500, None), {}
+        if authorizer.payload_type == "TOKEN":
+            token = headers.get(authorizer.identity_headers[0].lower(), "")
+            request = {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn}
+        else:
+            request = {"type": "REQUEST", "methodArn": method_arn, **event}
+        result = self.lambdas.invoke(authorizer.function, json.dumps(request).encode())
+        answer = result.payload
+        if result.function_error:
+            unauthorized = isinstance(answer, dict) and answer.get("errorMessage") == "Unauthorized"
+            return (self._error(401, "Unauthorized") if unauthorized else self._error(500, None)), {}
+        context = answer.get("context") or {} if isinstance(answer, dict) else None
+        if (
+            not isinstance(answer, dict)
+            or "principalId" not in answer
+            or not isinstance(context, dict)
+            or any(isinstance(v, dict | list) for v in context.values())
+        ):
+            return self._error(500, None), {}  # AuthorizerConfigurationException
+        decision = evaluate(
+            IamRequest(Caller(str(answer["principalId"])), "execute-api:Invoke", method_arn),
+            [answer.get("policyDocument") or {}],
+        )
+        if not decision.allowed:
+            explicit = "explicit deny" in decision.message
+            message = "User is not authorized to access this resource" + (" with an explicit deny" if explicit else "")
+            return Response(json.dumps({"Message": message}), status=403, content_type="application/json"), {}
+        return None, {**context, "principalId": answer["principalId"], "integrationLatency": 0}
 
     def _event(self, request: Request, route: Route, path: str, parameters: dict[str, str]) -> dict[str, Any]:
         raw = request.get_data()
@@ -81,8 +155,14 @@ class LocalApi:
             body, encoded = raw.decode("utf-8"), False
         except UnicodeDecodeError:
             body, encoded = base64.b64encode(raw).decode(), True
-        headers = dict(request.headers.items())
-        multi_headers = {k: request.headers.getlist(k) for k in headers}
+        # API Gateway adds these on the way in; a function builds its own URLs from them.
+        forwarded = {
+            "X-Forwarded-For": request.remote_addr or "",
+            "X-Forwarded-Port": str(request.environ.get("SERVER_PORT", "")),
+            "X-Forwarded-Proto": request.scheme,
+        }
+        headers = {**dict(request.headers.items()), **forwarded}
+        multi_headers = {k: request.headers.getlist(k) or [v] for k, v in headers.items()}
         query = {k: v for k, v in request.args.items()} or None
         return {
             "resource": route.path,
@@ -99,6 +179,10 @@ class LocalApi:
                 "httpMethod": request.method,
                 "path": request.path,
                 "stage": self.stage,
+                "domainName": request.host,
+                "apiId": self.api_id,
+                "accountId": ACCOUNT,
+                "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
                 "requestId": str(uuid.uuid4()),
                 "requestTimeEpoch": int(time.time() * 1000),
                 "identity": {"sourceIp": request.remote_addr, "userAgent": request.headers.get("User-Agent")},
@@ -125,5 +209,5 @@ class LocalApi:
         return response
 
     @staticmethod
-    def _error(status: int, message: str) -> Response:
+    def _error(status: int, message: str | None) -> Response:
         return Response(json.dumps({"message": message}), status=status, content_type="application/json")

@@ -33,8 +33,9 @@ from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_
 from werkzeug.serving import make_server
 
 from local_runtime.access import AccessControl, AccessDenied, Principal
-from local_runtime.api import LocalApi, Route
+from local_runtime.api import Authorizer, LocalApi, Route
 from local_runtime.cloudformation import StackDescription
+from local_runtime.cognito import HostedSignIn
 from local_runtime.gateway import Gateway
 from local_runtime.glue import LocalGlue
 from local_runtime.lambdas import LambdaRuntime, LocalFunction, install_credential_hook
@@ -145,6 +146,7 @@ class LocalDeployment:
         # Messages a caller has read from the inbox and wants to keep looking at.
         self.mail: list[dict[str, Any]] = []
         self._servers: list[_Server] = []
+        self._sign_in_server: _Server | None = None
         # (delivery queue, rule ARN, target state machine, input transformer, target role)
         self._rules: list[tuple[str, str, str, dict[str, Any], str]] = []
         self._multipart_seen: dict[str, set[tuple[str, ...]]] = defaultdict(set)  # by rule queue
@@ -304,11 +306,18 @@ class LocalDeployment:
             "AWS::Serverless::Api": lambda logical_id: None,  # served by _api once the functions exist
             "AWS::Serverless::Function": self._function,
             "AWS::Serverless::StateMachine": self._state_machine,
+            # User pools are made before the roles that name them (see _user_pools).
+            "AWS::Cognito::UserPool": lambda logical_id: None,
+            "AWS::Cognito::UserPoolGroup": self._user_pool_group,
+            "AWS::Cognito::UserPoolDomain": self._user_pool_domain,
+            "AWS::Cognito::UserPoolClient": self._user_pool_client,
+            "AWS::SSM::Parameter": self._ssm_parameter,
         }
         types = {r["Type"] for r in template.resources.values()}
         unsupported = sorted(t for t in types - set(known) if not is_custom_resource(t))
         if unsupported:
             raise UnsupportedTemplate(f"the local runtime cannot deploy {', '.join(unsupported)} yet")
+        self._user_pools()
         self._roles(generated)
         for api in api_ids:
             self._api(api)
@@ -363,7 +372,8 @@ class LocalDeployment:
                              "Action": props["Action"], "Resource": self._function_arn(function)}  # fmt: skip
                 if "SourceArn" in props:
                     statement["Condition"] = {"ArnLike": {"aws:SourceArn": props["SourceArn"]}}
-                self.access.allow_function_invoke(function, statement)
+                # Keyed by name: a permission may name its function by ARN (SAM's authorizer permissions do).
+                self.access.allow_function_invoke(self._function_arn(function).rsplit(":", 1)[1], statement)
             if resource["Type"] != "AWS::IAM::Role":
                 continue
             props = self.template.resolve(resource.get("Properties", {}))
@@ -587,25 +597,82 @@ class LocalDeployment:
         self.template.physical_ids[logical_id] = response.get("PhysicalResourceId", request_id)
         self.template.attributes[logical_id] = {k: str(v) for k, v in (response.get("Data") or {}).items()}
 
+    def _wanted(self, resource_type: str) -> list[str]:
+        assert self.template
+        return [
+            logical_id
+            for logical_id, resource in self.template.of_type(resource_type).items()
+            if self.template.conditions.get(resource.get("Condition", ""), True)
+        ]
+
+    def _user_pools(self) -> None:
+        """Cognito chooses a pool's id, and roles name pools by it, so pools come first."""
+        assert self.template
+        cognito = self.client("cognito-idp")
+        for logical_id in self._wanted("AWS::Cognito::UserPool"):
+            props = self.template.properties(logical_id)
+            settings = {k: props[k] for k in ("Policies", "AutoVerifiedAttributes", "UsernameAttributes",
+                                              "MfaConfiguration", "AdminCreateUserConfig",
+                                              "AccountRecoverySetting") if k in props}  # fmt: skip
+            pool = cognito.create_user_pool(PoolName=props.get("UserPoolName", logical_id), **settings)["UserPool"]
+            self.template.physical_ids[logical_id] = pool["Id"]
+
+    def _user_pool_group(self, logical_id: str) -> None:
+        assert self.template
+        props = self.template.properties(logical_id)
+        self.client("cognito-idp").create_group(**props)
+        self.template.physical_ids[logical_id] = props["GroupName"]
+
+    def _user_pool_domain(self, logical_id: str) -> None:
+        """The domain's hosted sign-in pages are served by HostedSignIn on 127.0.0.1."""
+        assert self.template
+        props = self.template.properties(logical_id)
+        self.client("cognito-idp").create_user_pool_domain(Domain=props["Domain"], UserPoolId=props["UserPoolId"])
+        self.template.physical_ids[logical_id] = props["Domain"]
+        if self._sign_in_server is None:
+            self._sign_in_server = _Server(HostedSignIn(lambda: self.client("cognito-idp")))
+            self._servers.append(self._sign_in_server)
+        remote = f"https://{props['Domain']}.auth.{REGION}.amazoncognito.com"
+        self.template.local_urls[remote] = f"http://127.0.0.1:{self._sign_in_server.port}"
+
+    def _user_pool_client(self, logical_id: str) -> None:
+        assert self.template
+        props = self.template.properties(logical_id)
+        client = self.client("cognito-idp").create_user_pool_client(**props)["UserPoolClient"]
+        self.template.physical_ids[logical_id] = client["ClientId"]
+
+    def _ssm_parameter(self, logical_id: str) -> None:
+        assert self.template
+        props = self.template.properties(logical_id)
+        name = props.get("Name") or self.template.physical_ids[logical_id]
+        self.client("ssm").put_parameter(
+            Name=name, Type=props["Type"], Value=str(props["Value"]),
+            **{k: props[k] for k in ("Description", "AllowedPattern", "Tier", "DataType") if k in props},
+        )  # fmt: skip
+        self.template.physical_ids[logical_id] = name
+
     def _api(self, logical_id: str) -> None:
         assert self.template
         template = self.template
         props = template.properties(logical_id)
+        auth = props.get("Auth", {})
+        authorizers = {name: Authorizer.from_sam(name, spec) for name, spec in auth.get("Authorizers", {}).items()}
         routes = []
         for function_id, resource in template.of_type("AWS::Serverless::Function").items():
             for event in resource.get("Properties", {}).get("Events", {}).values():
                 event_props = event.get("Properties", {})
                 if event["Type"] == "Api" and event_props.get("RestApiId", {}).get("Ref") == logical_id:
+                    event_auth = event_props.get("Auth", {})
+                    authorizer = event_auth.get("Authorizer", auth.get("DefaultAuthorizer", "NONE"))
+                    if authorizer not in ("NONE", *authorizers):
+                        raise UnsupportedTemplate(f"authorizer {authorizer} is not supported locally")
                     routes.append(
                         Route(
                             event_props["Method"].upper(),
                             event_props["Path"],
                             template.physical_ids[function_id],
-                            bool(
-                                event_props.get("Auth", {}).get(
-                                    "ApiKeyRequired", props.get("Auth", {}).get("ApiKeyRequired")
-                                )
-                            ),
+                            bool(event_auth.get("ApiKeyRequired", auth.get("ApiKeyRequired"))),
+                            authorizers.get(authorizer),
                         )
                     )
         stage = props["StageName"]

@@ -128,6 +128,7 @@ class Template:
             "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{physical}:*",
             "AWS::Serverless::StateMachine": physical,
             "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{physical}",
+            "AWS::Cognito::UserPool": f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{physical}",
         }
         if attribute == "Arn" and resource_type in arns:
             return arns[resource_type]

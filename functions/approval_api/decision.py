@@ -27,6 +27,7 @@ class DecisionRequest:
     csrf: str
     reviewer: str
     comment: str
+    reviewer_sub: str = ""  # Cognito's id of a signed-in reviewer; empty when anyone with the link decides
 
 
 def valid_approval_id(approval_id: str | None) -> bool:

@@ -71,14 +71,20 @@ def _evidence(item: dict[str, Any]) -> str:
     return evidence_section(stored) if isinstance(stored, dict) and stored else ""
 
 
-def review_page(item: dict[str, Any]) -> str:
+def review_page(item: dict[str, Any], signed_in_as: str | None = None) -> str:
+    """The evidence and the decision form; a signed-in reviewer decides as themselves, not as a typed name."""
+    who = (
+        f"<p id=signed-in-as>Signed in as {escape(signed_in_as)}.</p>"
+        if signed_in_as
+        else '<label>Your name <input name="reviewer" maxlength="100" autocomplete="name"></label>'
+    )
     body = (
         _metrics_table(item)
         + _evidence(item)
         + "<p>Approving replaces the production model on the endpoint. Rejecting changes nothing.</p>"
         + '<form method="post">'
         + f'<input type="hidden" name="csrf" value="{escape(item["csrfToken"])}">'
-        + '<label>Your name <input name="reviewer" maxlength="100" autocomplete="name"></label>'
+        + who
         + '<label>Comment <textarea name="comment" maxlength="1000" rows="3"></textarea></label>'
         + '<div class="actions"><button class="approve" name="decision" value="approve">Approve and deploy</button>'
         + '<button class="reject" name="decision" value="reject">Reject</button></div></form>'
