@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,32 @@ from asl import ROOT  # noqa: E402
 from samtranslator.yaml_helper import yaml_parse  # noqa: E402
 
 REGION = "us-east-1"
+
+
+# ---------------------------------------------------------------- the browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Kept after the run (git ignores it), so a person can look at what the reviewer saw.
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "review-pages"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which("chromium"):
+        pytest.skip("SKIPPED LOUDLY: Debian's chromium is not installed (make test installs it under CI=true)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
 
 
 @pytest.fixture

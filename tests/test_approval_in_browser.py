@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pipeline
 import pytest
 from asl import ROOT
 
 from local_runtime import actions
 from local_runtime.stack import LocalDeployment
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Kept after the run (git ignores it), so a person can look at what the reviewer saw.
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "review-pages"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which("chromium"):
-        pytest.skip("SKIPPED LOUDLY: Debian's chromium is not installed (make test installs it under CI=true)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def screenshots() -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
 
 
 @pytest.fixture(scope="module")

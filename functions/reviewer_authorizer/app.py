@@ -58,7 +58,7 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
     mode = os.environ["REVIEWER_AUTH"]
     reviewer, reason = None, None
     if mode == "cognito":
-        token = session_token(event.get_header_value("cookie"))
+        token = session_token(event.headers.get("cookie"))
         reviewer, reason = _reviewer(token) if token else (None, "not signed in")
     arn = event.parsed_arn
     response = APIGatewayAuthorizerResponse(
