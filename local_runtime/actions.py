@@ -23,7 +23,8 @@ def review_link(message: str) -> str | None:
 def decide(link: str, decision: str, reviewer: str, comment: str = "", timeout: float = 30) -> requests.Response:
     """Does exactly what the page's button does: load the page, then POST the form with its token."""
     session = requests.Session()
-    page = session.get(link, timeout=timeout)
+    # Not followed: with ReviewerAuth=cognito the page redirects to a sign-in only a person can do.
+    page = session.get(link, timeout=timeout, allow_redirects=False)
     token = CSRF_FIELD.search(page.text)
     if page.status_code != 200 or token is None:
         return page

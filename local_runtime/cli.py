@@ -121,6 +121,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     reply = actions.decide(args.link, args.command, reviewer=args.reviewer, comment=args.comment)
+    if reply.is_redirect:
+        console.print(
+            "This stack lets only a signed-in approver decide (ReviewerAuth=cognito): open the link in a browser."
+        )
+        return 1
     console.print(f"HTTP {reply.status_code}")
     return 0 if reply.status_code == 200 else 1
 
