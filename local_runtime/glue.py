@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from local_runtime import s3files
 from local_runtime.access import AccessControl, AccessDenied, Check, Principal
 from local_runtime.errors import ServiceError
 from local_runtime.lambdas import ProviderError
+from local_runtime.spark_driver import DRIVERS
 from local_runtime.template import ACCOUNT, REGION
 
 
@@ -43,7 +42,6 @@ class LocalGlue:
         self.workdir = workdir
         self.jobs: dict[str, GlueJob] = {}
         self.runs: dict[str, dict[str, Any]] = {}  # by run id, newest last
-        self._running: set[subprocess.Popen[bytes]] = set()
 
     def add_job(self, name: str, script_location: str, role_arn: str) -> None:
         self.jobs[name] = GlueJob(name, script_location, role_arn)
@@ -128,24 +126,15 @@ class LocalGlue:
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_bytes(self._s3(job).get_object(Bucket=bucket, Key=key)["Body"].read())
         local_args, mirrored = self._mirror_arguments(job, arguments, folder / "s3")
-        command = [sys.executable, str(script), "--JOB_NAME", job.name, "--JOB_RUN_ID", run_id]
+        argv = ["--JOB_NAME", job.name, "--JOB_RUN_ID", run_id]
         for name, value in local_args.items():
-            command += [name, value]
+            argv += [name, value]
         log_path = folder / "driver.log"
-        with log_path.open("wb") as log:
-            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=self._spark_env())
-        return code, log_path.read_text(errors="replace"), mirrored
+        code = DRIVERS.run(self, script, argv, dict(os.environ), log_path)
+        return code, log_path.read_text(errors="replace") if log_path.exists() else "", mirrored
 
     def stop(self) -> None:
-        for process in list(self._running):
-            process.kill()
-
-    @staticmethod
-    def _spark_env() -> dict[str, str]:
-        """Spark sized for this machine, as Glue sizes it for its workers: few shuffle partitions, no UI."""
-        cores = str(os.cpu_count() or 2)
-        submit = f"--master local[{cores}] --conf spark.sql.shuffle.partitions={cores} --conf spark.ui.enabled=false"
-        return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_SUBMIT_ARGS": f"{submit} pyspark-shell"}
+        DRIVERS.stop_running(self)
 
     def _mirror_arguments(
         self, job: GlueJob, arguments: dict[str, str], mirror: Path
