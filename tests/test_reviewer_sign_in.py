@@ -78,6 +78,26 @@ def test_a_sign_in_finishes_only_in_the_browser_that_started_it() -> None:
             finish(cookie_header, returned_state)
 
 
+# Before the stack exists: moto's in-process mock would also catch the local stack's background calls.
+@pytest.mark.parametrize(("mode", "effect"), [("link", "Allow"), ("cognito", "Deny")])
+def test_the_sample_authorizer_event_is_allowed_by_link_and_denied_without_a_valid_session_by_cognito(
+    monkeypatch, aws, mode, effect
+) -> None:
+    monkeypatch.setenv("REVIEWER_AUTH", mode)
+    monkeypatch.setenv("USER_POOL_ID", "us-east-1_none")
+    monkeypatch.setenv("APPROVERS_GROUP", "approvers")
+    monkeypatch.setenv("CLIENT_ID_PARAMETER", "/mlops/review-page-client-id")
+    boto3.client("ssm").put_parameter(Name="/mlops/review-page-client-id", Type="String", Value="review-page")
+    event = sample_event("reviewer_authorizer")
+    answer = load_handler("reviewer_authorizer").lambda_handler(event, LambdaContext("authorizer"))
+    (statement,) = answer["policyDocument"]["Statement"]
+    assert statement["Effect"] == effect and answer["context"]["reviewerAuth"] == mode
+    if mode == "cognito":
+        assert answer["context"]["refusal"] == "the session is not a token"
+    else:
+        assert statement["Resource"] == [event["methodArn"].rsplit("/POST/", 1)[0] + "/POST/*"]
+
+
 # ------------------------------------------------------------ the stack, signed in for real
 @pytest.fixture(scope="module")
 def stack():
@@ -241,22 +261,3 @@ def test_an_approver_signs_in_through_cognitos_page_in_the_browser(browser, stac
     page.close()
     assert pipeline.finish(stack, arn).status == "SUCCEEDED"
     assert pipeline.output(stack, arn)["outcome"] == "rejected"
-
-
-@pytest.mark.parametrize(("mode", "effect"), [("link", "Allow"), ("cognito", "Deny")])
-def test_the_sample_authorizer_event_is_allowed_by_link_and_denied_without_a_valid_session_by_cognito(
-    monkeypatch, aws, mode, effect
-) -> None:
-    monkeypatch.setenv("REVIEWER_AUTH", mode)
-    monkeypatch.setenv("USER_POOL_ID", "us-east-1_none")
-    monkeypatch.setenv("APPROVERS_GROUP", "approvers")
-    monkeypatch.setenv("CLIENT_ID_PARAMETER", "/mlops/review-page-client-id")
-    boto3.client("ssm").put_parameter(Name="/mlops/review-page-client-id", Type="String", Value="review-page")
-    event = sample_event("reviewer_authorizer")
-    answer = load_handler("reviewer_authorizer").lambda_handler(event, LambdaContext("authorizer"))
-    (statement,) = answer["policyDocument"]["Statement"]
-    assert statement["Effect"] == effect and answer["context"]["reviewerAuth"] == mode
-    if mode == "cognito":
-        assert answer["context"]["refusal"] == "the session is not a token"
-    else:
-        assert statement["Resource"] == [event["methodArn"].rsplit("/POST/", 1)[0] + "/POST/*"]
