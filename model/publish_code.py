@@ -4,8 +4,8 @@
 training, serving and evaluation code of the deploy. On Create and Update it packs that code
 reproducibly, puts it in the artifacts bucket under a key that carries its SHA-256 (and the same files
 unpacked beside it, for Processing), and returns the S3 URIs; the template hands them to the
-workflow. Unchanged code gives the same key, so a redeploy rewrites nothing new, and a run in flight
-keeps the code it started with.
+workflow. Unchanged code gives the same key, and a key already published is not written again, so a
+redeploy uploads nothing and a run in flight keeps the code it started with.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 HERE = Path(__file__).resolve().parent
 PUBLISHED = ("train.py", "inference.py", "evaluate.py")
@@ -50,6 +51,17 @@ def source_prefix(key: str) -> str:
 @cache
 def _s3() -> Any:
     return boto3.client("s3")
+
+
+def _published(bucket: str, key: str) -> bool:
+    try:
+        _s3().head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        # Without s3:ListBucket a missing key answers 403 rather than 404; either way it is not there.
+        if error.response["Error"]["Code"] in ("404", "403", "NoSuchKey"):
+            return False
+        raise
+    return True
 
 
 def _respond(event: dict[str, Any], status: str, physical_id: str, data: dict[str, str], reason: str = "") -> None:
@@ -83,11 +95,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> None:
     try:
         tarball = source_tarball(HERE)
         key = code_key(properties.get("Prefix", "code/"), tarball)
-        _s3().put_object(Bucket=properties["Bucket"], Key=key, Body=tarball)
-        for name in PUBLISHED:
-            _s3().put_object(
-                Bucket=properties["Bucket"], Key=source_prefix(key) + name, Body=(HERE / name).read_bytes()
-            )
+        # The tarball goes last: once it is there, so are the unpacked files beside it.
+        if not _published(properties["Bucket"], key):
+            for name in PUBLISHED:
+                _s3().put_object(
+                    Bucket=properties["Bucket"], Key=source_prefix(key) + name, Body=(HERE / name).read_bytes()
+                )
+            _s3().put_object(Bucket=properties["Bucket"], Key=key, Body=tarball)
     except Exception as error:  # every failure must reach CloudFormation, or the stack hangs for an hour
         _respond(event, "FAILED", physical_id, {}, reason=f"{type(error).__name__}: {error}")
         return

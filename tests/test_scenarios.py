@@ -124,6 +124,9 @@ def test_first_good_model_is_approved_and_deployed(stack, state) -> None:
     assert registry[("PRODUCTION", "CURRENT")]["modelName"] == result["modelName"]
     assert registry[("MODEL", result["modelName"])]["status"] == "production"
     assert registry[("MODEL", result["modelName"])]["approvedBy"] == "first reviewer"
+    # The exact model code that trained it: what the deploy published, named by its hash.
+    published = stack.template.attributes["ModelCode"]["Uri"]
+    assert registry[("MODEL", result["modelName"])]["modelCode"] == result["modelCode"] == published
     schema = json.loads(registry[("MODEL", result["modelName"])]["schema"])
     assert [f["name"] for f in schema["features"]] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     assert schema["label"] == {"name": "label", "type": "string", "classes": ["setosa", "versicolor", "virginica"]}

@@ -207,6 +207,8 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
         "trigger": run_input["trigger"],
         "rawDataUri": raw_data_uri,
         "dataVersion": data_version,
+        # The exact model code this run trains, serves and evaluates with (its key carries the code's hash).
+        "modelCode": defaults["modelCodeUri"],
         "labelColumn": defaults["labelColumn"],
         "maxBadRowFraction": str(_number(defaults, "maxBadRowFraction", 0, 1)),
         "csvDelimiter": defaults["csvDelimiter"],
