@@ -16,7 +16,8 @@ from typing import Any
 from report import say
 
 from local_runtime import actions
-from local_runtime.demo import HUMAN_STATES, SAMPLE, WORK_STATES, iris_csv, split_time
+from local_runtime.actions import iris_csv
+from local_runtime.demo import HUMAN_STATES, SAMPLE, WORK_STATES, split_time
 from local_runtime.progress import follow
 from local_runtime.stack import LocalDeployment, wait_for
 

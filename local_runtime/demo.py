@@ -30,20 +30,6 @@ HUMAN_STATES = {"Wait for approval"}
 SAMPLE = "5.9,3.0,5.1,1.8"
 
 
-def iris_csv(fraction_every: int) -> str:
-    """The iris data set as raw CSV with a header; ``fraction_every=2`` keeps every second row."""
-    from sklearn.datasets import load_iris
-
-    iris = load_iris()
-    names = ["sepal_length", "sepal_width", "petal_length", "petal_width", "label"]
-    rows = [
-        ",".join([*(f"{v:g}" for v in features), iris.target_names[target]])
-        for index, (features, target) in enumerate(zip(iris.data, iris.target, strict=True))
-        if index % fraction_every == 0
-    ]
-    return "\n".join([",".join(names), *rows]) + "\n"
-
-
 @dataclass
 class RoundResult:
     number: int
@@ -94,7 +80,7 @@ class Demo:
         key = f"raw/iris-round-{number}.csv"
         # A first small batch (a quarter of iris), then more data (half of it): the second round's model is
         # scored against the first on the same test rows, and its review page shows both.
-        data = iris_csv(4 if number == 1 else 2)
+        data = actions.iris_csv(4 if number == 1 else 2)
         self.console.rule(
             f"Round {number}: new data s3://{stack.outputs['DataBucketName']}/{key} ({data.count(chr(10)) - 1} rows)"
         )

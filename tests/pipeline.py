@@ -10,7 +10,6 @@ from asl_coverage import RECORDER
 from botocore.exceptions import ClientError
 
 from local_runtime import actions
-from local_runtime.demo import iris_csv
 from local_runtime.progress import ExecutionView, follow
 from local_runtime.stack import LocalDeployment, wait_for
 
@@ -32,7 +31,7 @@ def upload(stack: LocalDeployment, key: str, body: str) -> str:
 
 
 def iris(every: int = 1, extra_lines: list[str] | None = None) -> str:
-    return iris_csv(every) + "".join(line + "\n" for line in extra_lines or [])
+    return actions.iris_csv(every) + "".join(line + "\n" for line in extra_lines or [])
 
 
 def start(stack: LocalDeployment, run_input: dict[str, Any]) -> str:

@@ -101,7 +101,7 @@ def _smoke(stack: LocalDeployment) -> dict[str, object]:
     sagemaker = stack.client("sagemaker")
     (job,) = sagemaker.list_training_jobs()["TrainingJobSummaries"]
     hyperparameters = sagemaker.describe_training_job(TrainingJobName=job["TrainingJobName"])["HyperParameters"]
-    return {"output": output, "trained_with": hyperparameters["sagemaker_submit_directory"].strip("\"")}
+    return {"output": output, "trained_with": hyperparameters["sagemaker_submit_directory"].strip('"')}
 
 
 def test_the_smoke_step_ends_not_promoted_on_the_local_stack_and_a_redeploy_of_unchanged_code_publishes_nothing():
