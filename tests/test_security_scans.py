@@ -35,6 +35,13 @@ from samtranslator.yaml_helper import yaml_parse
 from test_static_definition import _transformed_with_inline_asl
 
 TEMPLATE = ROOT / "template.yaml"
+# Every template the project ships, by the name its scan is filed under. The application's is SAM-translated
+# first; the delivery templates are plain CloudFormation.
+SCANNED = {
+    "template": TEMPLATE,
+    "bootstrap": ROOT / "delivery" / "bootstrap.yaml",
+    "codepipeline": ROOT / "delivery" / "codepipeline.yaml",
+}
 TEMPLATE_LEVEL = "(template)"
 MIN_REASON = 20
 # The weakened copy (see _weakened) keeps only what these resources become, so that scanning it is quick, and
@@ -118,20 +125,31 @@ def _translate(template: dict[str, Any], folder: Path, name: str, keep: Iterable
 
 
 @pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return yaml_parse(TEMPLATE.read_text())
+def templates() -> dict[str, dict[str, Any]]:
+    return {name: yaml_parse(path.read_text()) for name, path in SCANNED.items()}
 
 
 @pytest.fixture(scope="module")
-def scanned(template, tmp_path_factory) -> list[Path]:
-    """The translated template and the translated weakened copy, as the scanners get them."""
+def template(templates) -> dict[str, Any]:
+    return templates["template"]
+
+
+@pytest.fixture(scope="module")
+def scanned(templates, tmp_path_factory) -> list[Path]:
+    """The translated template, the translated weakened copy and the delivery templates, as the scanners get them."""
     folder = tmp_path_factory.mktemp("security-scans")
+    template = templates["template"]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the SAM translator needs a region
-        return [
+        paths = [
             _translate(template, folder / "t", "template.json"),
             _translate(_weakened(template), folder / "w", "weakened.json", keep=WEAKENED),
         ]
+    for name in SCANNED.keys() - {"template"}:
+        path = folder / "t" / f"{name}.json"
+        path.write_text(json.dumps(security_scanners.without_suppressions(templates[name])))
+        paths.append(path)
+    return paths
 
 
 @pytest.fixture(scope="module")
@@ -144,35 +162,41 @@ def scan(scanned) -> security_scanners.Scan:
 
 
 @pytest.fixture(scope="module")
-def scans(scan, template) -> dict[str, dict[Key, list[str]]]:
-    """Findings by (tool, rule, template resource) with their messages, for "template" and "weakened"."""
-    return {Path(name).stem: _attributed(findings, template) for name, findings in scan.findings.items()}
+def scans(scan, templates) -> dict[str, dict[Key, list[str]]]:
+    """Findings by (tool, rule, template resource) with their messages, by scanned file (and "weakened")."""
+    return {
+        Path(name).stem: _attributed(findings, templates.get(Path(name).stem, templates["template"]))
+        for name, findings in scan.findings.items()
+    }
 
 
-def test_every_scanner_finding_is_fixed_or_justified_in_the_template(template, scans) -> None:
-    justified = _justifications(template)
+@pytest.mark.parametrize("name", SCANNED)
+def test_every_scanner_finding_is_fixed_or_justified_in_the_template(name, templates, scans) -> None:
+    justified = _justifications(templates[name])
     unjustified = sorted(
         (owner, tool, rule, messages)
-        for (tool, rule, owner), messages in scans["template"].items()
+        for (tool, rule, owner), messages in scans.get(name, {}).items()
         if not any(rule in (justified.get(where) or {}) for where in (owner, TEMPLATE_LEVEL))
     )
     if unjustified:
         lines = [f"{tool} {rule} {owner}: {' | '.join(messages)}" for owner, tool, rule, messages in unjustified]
         pytest.fail(
             f"{len(unjustified)} scanner findings are neither fixed nor justified. Fix each one, or justify it in "
-            f"template.yaml in its resource's Metadata (a {TEMPLATE_LEVEL} one in the top-level Metadata):\n"
+            f"{SCANNED[name].relative_to(ROOT)} in its resource's Metadata (a {TEMPLATE_LEVEL} one in the "
+            "top-level Metadata):\n"
             f'  SecurityFindings:\n    <rule>: "why it is accepted ({MIN_REASON}+ characters)"\n'
             "Findings (tool rule resource: message; [generated resource]):\n" + "\n".join(lines),
             pytrace=False,
         )
 
 
-def test_no_justification_outlives_its_finding(template, scans) -> None:
-    reported = {(owner, rule) for _, rule, owner in scans["template"]}
+@pytest.mark.parametrize("name", SCANNED)
+def test_no_justification_outlives_its_finding(name, templates, scans) -> None:
+    reported = {(owner, rule) for _, rule, owner in scans.get(name, {})}
     anywhere = {rule for _, rule in reported}
     stale = [
         f"{_where(owner)}.{rule}"
-        for owner, entries in _justifications(template).items()
+        for owner, entries in _justifications(templates[name]).items()
         if isinstance(entries, dict)
         for rule in entries
         if (owner, rule) not in reported and not (owner == TEMPLATE_LEVEL and rule in anywhere)
@@ -180,9 +204,10 @@ def test_no_justification_outlives_its_finding(template, scans) -> None:
     assert not stale, "no scanner reports these any more; delete the justifications:\n" + "\n".join(stale)
 
 
-def test_every_justification_gives_a_reason(template) -> None:
+@pytest.mark.parametrize("name", SCANNED)
+def test_every_justification_gives_a_reason(name, templates) -> None:
     problems = []
-    for owner, entries in _justifications(template).items():
+    for owner, entries in _justifications(templates[name]).items():
         if not isinstance(entries, dict):
             problems.append(f"{_where(owner)} must map rule ids to reasons")
             continue
