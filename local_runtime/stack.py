@@ -28,7 +28,7 @@ from typing import Any
 import boto3
 import requests
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -229,6 +229,7 @@ class LocalDeployment:
         self.sagemaker.stop()
         self.glue.stop()
         if self._servers:
+            self._stop_executions()
             # moto keeps its state in the process; the next stack starts from an empty account.
             requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10)
         for server in reversed(self._servers):
@@ -241,6 +242,20 @@ class LocalDeployment:
                 os.environ[key] = value
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_executions(self) -> None:
+        """Stops the runs still going. moto's engine runs each in a thread of this process that outlives a reset,
+        and a run waiting for a review would otherwise wake up later and call the next stack's endpoint."""
+        sfn = self.client("stepfunctions")
+        try:
+            for machine in sfn.list_state_machines()["stateMachines"]:
+                pages = sfn.get_paginator("list_executions").paginate(
+                    stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+                )
+                for execution in (e for page in pages for e in page["executions"]):
+                    sfn.stop_execution(executionArn=execution["executionArn"], cause="the local stack closed")
+        except (ClientError, BotoCoreError) as error:
+            log.warning("could not stop the local stack's running executions: %s", error)
 
     def _set_env(self, values: dict[str, str]) -> None:
         for key, value in values.items():

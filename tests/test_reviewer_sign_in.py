@@ -86,8 +86,10 @@ def test_the_sample_authorizer_event_is_allowed_by_link_and_denied_without_a_val
     monkeypatch.setenv("REVIEWER_AUTH", mode)
     monkeypatch.setenv("USER_POOL_ID", "us-east-1_none")
     monkeypatch.setenv("APPROVERS_GROUP", "approvers")
-    monkeypatch.setenv("CLIENT_ID_PARAMETER", "/mlops/review-page-client-id")
-    boto3.client("ssm").put_parameter(Name="/mlops/review-page-client-id", Type="String", Value="review-page")
+    # Not the stack's parameter name: Powertools caches parameters per process, and the local stack's
+    # authorizer runs in this process too.
+    monkeypatch.setenv("CLIENT_ID_PARAMETER", "/sample-event/review-page-client-id")
+    boto3.client("ssm").put_parameter(Name="/sample-event/review-page-client-id", Type="String", Value="review-page")
     event = sample_event("reviewer_authorizer")
     answer = load_handler("reviewer_authorizer").lambda_handler(event, LambdaContext("authorizer"))
     (statement,) = answer["policyDocument"]["Statement"]

@@ -81,8 +81,15 @@ def _not_an_approver(caller: dict[str, str]) -> Response:
     )
 
 
+@cache
+def _ssm() -> parameters.SSMProvider:
+    # Its own provider rather than Powertools' process-wide default, so the client follows this module's
+    # endpoint (tests and the local runtime load several stacks' functions into one process).
+    return parameters.SSMProvider()
+
+
 def _client_id() -> str:
-    return parameters.get_parameter(os.environ["CLIENT_ID_PARAMETER"], max_age=300)
+    return _ssm().get(os.environ["CLIENT_ID_PARAMETER"], max_age=300)
 
 
 def _stage_path() -> str:
