@@ -55,6 +55,7 @@ def test_review_email_links_an_id_and_never_the_task_token(request_event, approv
     assert "0.9583" in message["Message"] and "0.8333" in message["Message"]
     assert item["testAccuracy"] == "0.6667" and item["testRows"] == 3
     assert message["Subject"].startswith("Review model mlops-new-data-3f1c2b-a1b2c3d4")
+    assert "Sign in" not in message["Message"]  # ReviewerAuth=link: the link alone decides
 
 
 def test_expiry_matches_the_state_timeout_and_ttl_keeps_expired_links_readable(request_event, approvals) -> None:

@@ -117,7 +117,9 @@ def stack():
 def _waiting_review(stack: LocalDeployment) -> tuple[str, str]:
     """A run paused at "Wait for approval" (training mocked), and its review link."""
     arn = pipeline.start_test_case(stack, "ReviewInBrowser", {})
-    return arn, actions.review_link(pipeline.review_email(stack)["Message"])
+    message = pipeline.review_email(stack)["Message"]
+    assert "Sign in as a member of the approvers group to decide." in message
+    return arn, actions.review_link(message)
 
 
 def _sign_in(link: str, email: str, password: str = PASSWORD) -> tuple[str, requests.Response]:

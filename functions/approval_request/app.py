@@ -127,7 +127,9 @@ def request_review(request: dict[str, Any], now: datetime) -> dict[str, Any]:
         },
         ConditionExpression="attribute_not_exists(approvalId)",
     )
-    subject, body = email(request, review_url, test_result, expires_at)
+    subject, body = email(
+        request, review_url, test_result, expires_at, sign_in=os.environ.get("REVIEWER_AUTH") == "cognito"
+    )
     _sns().publish(
         TopicArn=os.environ["TOPIC_ARN"],
         Subject=subject,

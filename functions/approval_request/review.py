@@ -46,8 +46,11 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.4f}"
 
 
-def email(request: dict[str, Any], review_url: str, test_result: dict[str, Any], expires_at: str) -> tuple[str, str]:
-    """Subject and body of the review email. The link carries only the approval id."""
+def email(
+    request: dict[str, Any], review_url: str, test_result: dict[str, Any], expires_at: str, sign_in: bool = False
+) -> tuple[str, str]:
+    """Subject and body of the review email. The link carries only the approval id; with ``sign_in``
+    (ReviewerAuth=cognito) only a signed-in approver can decide, and the email says so."""
     evaluation = request["evaluation"]
     candidate = evaluation["candidate"]
     production = evaluation.get("production")
@@ -78,6 +81,7 @@ def email(request: dict[str, Any], review_url: str, test_result: dict[str, Any],
             "If you reject it, or nobody decides before the link expires, nothing changes.",
             "",
             f"Review and decide: {review_url}",
+            *(["Sign in as a member of the approvers group to decide."] if sign_in else []),
             f"The link expires at {expires_at}.",
             f"Execution: {request.get('executionArn')}",
         ]
