@@ -25,7 +25,14 @@ from local_runtime.stack import LocalDeployment
 
 # Where the time goes: states whose duration is the work itself (Spark, training, scoring,
 # starting the endpoint), the human review, and everything else, which is orchestration.
-WORK_STATES = {"Prepare data", "Train candidate model", "Score test set", "Wait for endpoint"}
+WORK_STATES = {
+    "Prepare data",
+    "Train candidate model",
+    "Score the candidate on the test set",
+    "Score both models on the test set",
+    "Score test set",
+    "Wait for endpoint",
+}
 HUMAN_STATES = {"Wait for approval"}
 SAMPLE = "5.9,3.0,5.1,1.8"
 
