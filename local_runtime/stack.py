@@ -245,7 +245,9 @@ class LocalDeployment:
 
     def _stop_executions(self) -> None:
         """Stops the runs still going. moto's engine runs each in a thread of this process that outlives a reset,
-        and a run waiting for a review would otherwise wake up later and call the next stack's endpoint."""
+        and a run waiting for a review would otherwise wake up later and call the next stack's endpoint. (moto
+        ends a stopped run only when its current wait ends, as FAILED rather than ABORTED, but runs no further
+        state.)"""
         sfn = self.client("stepfunctions")
         try:
             for machine in sfn.list_state_machines()["stateMachines"]:
