@@ -8,6 +8,7 @@ sfn-mlops approve LINK / reject LINK
 sfn-mlops predict --url URL --api-key KEY "5.9,3.0,5.1,1.8"
 sfn-mlops graph EXECUTION_ARN -o run.svg
 sfn-mlops smoke --config-env dev    a run that must end not-promoted, without a person (CI/CD's smoke test)
+sfn-mlops inbox --endpoint-url URL  the emails the local stack has sent
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -51,19 +53,25 @@ def service_logs(path: Path) -> Iterator[None]:
             logging.getLogger().removeHandler(handler)
 
 
+def _session(endpoint_url: str | None, region: str | None = None) -> boto3.Session:
+    """AWS's own configuration for a deployed stack. For the local endpoint, the local region and, when none
+    are configured, the local runtime's credentials: `--endpoint-url` alone is enough."""
+    if not endpoint_url:
+        return boto3.Session(region_name=region)
+    configured = boto3.Session()
+    local = {} if configured.get_credentials() else {
+        "aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_session_token": "testing"
+    }  # fmt: skip
+    return boto3.Session(region_name=region or configured.region_name or "us-east-1", **local)
+
+
 def _clients(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
     """A Step Functions client and the stack outputs, for the local stack or a deployed one."""
+    session = _session(args.endpoint_url)
+    sfn = session.client("stepfunctions", endpoint_url=args.endpoint_url)
     if args.stack:
-        outputs = {
-            o["OutputKey"]: o["OutputValue"]
-            for o in boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]["Outputs"]
-        }
-        return boto3.client("stepfunctions"), outputs
-    sfn = (
-        boto3.client("stepfunctions", endpoint_url=args.endpoint_url)
-        if args.endpoint_url
-        else boto3.client("stepfunctions")
-    )
+        cloudformation = session.client("cloudformation", endpoint_url=args.endpoint_url)
+        return sfn, actions.stack_outputs(cloudformation, args.stack)
     # The local stack's own machine; "<name>--<case>" copies belong to mock-config test cases.
     machines = [m for m in sfn.list_state_machines()["stateMachines"] if "--" not in m["name"]]
     return sfn, {"StateMachineArn": machines[0]["stateMachineArn"]} if machines else {}
@@ -89,9 +97,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         console.print(f"AWS endpoint: {stack.endpoint_url}\nAPI: {stack.api_url}\nAPI key: {stack.api_key}")
         console.print_json(json.dumps(stack.outputs))
         console.print(
-            f"Try: export AWS_ENDPOINT_URL={stack.endpoint_url} AWS_DEFAULT_REGION=us-east-1 "
-            "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\n"
-            '     sfn-mlops start --input \'{"trigger": "manual"}\'\nCtrl-C stops everything.'
+            f"Local inbox (what the email subscriptions receive): sfn-mlops inbox --endpoint-url {stack.endpoint_url}\n"
+            f'Try: sfn-mlops start --endpoint-url {stack.endpoint_url} --input \'{{"trigger": "manual"}}\'\n'
+            f"AWS CLI: export AWS_ENDPOINT_URL={stack.endpoint_url} AWS_DEFAULT_REGION=us-east-1 "
+            "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\nCtrl-C stops everything."
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -141,7 +150,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
             console.print(f"samconfig.toml has no stack_name for the environment {args.config_env!r}")
             return 2
         stack, region = settings["stack_name"], settings.get("region")
-    session = boto3.Session(region_name=region or ("us-east-1" if args.endpoint_url else None))
+    session = _session(args.endpoint_url, region)
 
     def client(service: str) -> Any:
         return session.client(service, endpoint_url=args.endpoint_url)
@@ -151,6 +160,36 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     console.print(f"{result.status} {result.outcome}: {result.reason}\nmodel code: {result.model_code}")
     console.print(f"execution: {result.execution_arn}\n{'PASSED' if result.passed else 'FAILED'}")
     return 0 if result.passed else 1
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    """The emails the local stack has sent: its email subscriptions deliver to SQS queues named *-email-N."""
+    sqs = _session(args.endpoint_url).client("sqs", endpoint_url=args.endpoint_url)
+    queues = [url for url in sqs.list_queues().get("QueueUrls", []) if re.search(r"-email-\d+$", url)]
+    emails: list[dict[str, Any]] = []
+    for queue in queues:
+        # Read without taking: each batch stays hidden while the next is read, then all are put back.
+        received = []
+        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=60).get(
+            "Messages", []
+        ):
+            received += batch
+        for start in range(0, len(received), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                       for i, m in enumerate(received[start : start + 10])]  # fmt: skip
+            sqs.change_message_visibility_batch(QueueUrl=queue, Entries=entries)
+        emails += [json.loads(m["Body"]) for m in received]
+    emails.sort(key=lambda email: email.get("Timestamp", ""))
+    for email in emails:
+        console.print(f"[bold]{email.get('Subject', '(no subject)')}[/bold]  {email.get('Timestamp', '')}")
+        # Not wrapped: a wrapped link cannot be copied or clicked.
+        console.print(email.get("Message", ""), highlight=False, markup=False, soft_wrap=True)
+        link = actions.review_link(email.get("Message", ""))
+        if link:
+            console.print(f"Review link: {link}", highlight=False, soft_wrap=True)
+        console.print()
+    console.print(f"{len(emails)} email(s) in {len(queues)} local inbox(es)")
+    return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -213,6 +252,9 @@ def parser() -> argparse.ArgumentParser:
     smoke.add_argument("--endpoint-url", help="the local runtime's AWS endpoint")
     smoke.add_argument("--timeout", type=float, default=3600)
     smoke.set_defaults(run=cmd_smoke)
+    inbox = sub.add_parser("inbox", help="the emails the local stack has sent, review links included")
+    inbox.add_argument("--endpoint-url", required=True, help="the local runtime's AWS endpoint")
+    inbox.set_defaults(run=cmd_inbox)
     graph = sub.add_parser("graph", help="draw an execution as SVG")
     graph.add_argument("execution_arn")
     graph.add_argument("-o", "--output", default="execution.svg")

@@ -97,6 +97,31 @@ def test_the_cli_starts_watches_and_draws_a_run(stack, tmp_path, capsys) -> None
     assert svg.startswith("<svg") and "Check run input: caught" in svg and "Run failed: failed" in svg
 
 
+def _cli_with_nothing_configured(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`sfn-mlops` as a new user runs it: no AWS variables, no profile, only the endpoint `up` printed."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}  # fmt: skip
+    return subprocess.run([str(ROOT / ".venv" / "bin" / "sfn-mlops"), *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_the_cli_needs_only_the_endpoint_url_and_shows_the_local_inbox(stack, tmp_path) -> None:
+    started = _cli_with_nothing_configured(tmp_path, "start", "--endpoint-url", stack.endpoint_url,
+                                           "--input", '{"trigger": "cron"}')  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip().startswith(stack.state_machine_arn.replace(":stateMachine:", ":execution:"))
+    link = f"{stack.api_url}/approvals/{'A' * 32}"
+    stack.client("sns").publish(TopicArn=stack.outputs["NotificationTopicArn"], Subject="Review model inbox-probe",
+                                Message=f"Review and decide: {link}")  # fmt: skip
+    shown = _cli_with_nothing_configured(tmp_path, "inbox", "--endpoint-url", stack.endpoint_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "Review model inbox-probe" in shown.stdout and f"Review link: {link}" in shown.stdout
+    # Looking does not take: the emails are still there for the next look (and for the tests' own reader).
+    again = _cli_with_nothing_configured(tmp_path, "inbox", "--endpoint-url", stack.endpoint_url)
+    assert "Review model inbox-probe" in again.stdout
+    stack.read_inbox()
+
+
 def test_two_functions_that_set_one_variable_differently_are_refused() -> None:
     from local_runtime.lambdas import LambdaRuntime, LocalFunction
 
