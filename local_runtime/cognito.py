@@ -68,35 +68,34 @@ class HostedSignIn:
             return pool["Id"], client["UserPoolClient"]
         return None
 
-    def _refusal(self, fields: dict[str, str]) -> str | None:
-        """Why Cognito would not start this sign-in, or None."""
+    def _check(self, fields: dict[str, str]) -> tuple[str | None, str]:
+        """(why Cognito would not start this sign-in, or None; the app client's user pool)."""
         found = self._client(fields.get("client_id", ""))
         if found is None:
-            return "invalid_request: unknown client_id"
-        client = found[1]
+            return "invalid_request: unknown client_id", ""
+        pool_id, client = found
         if fields.get("redirect_uri") not in client.get("CallbackURLs", []):
-            return "redirect_mismatch: the redirect_uri is not a callback URL of this app client"
+            return "redirect_mismatch: the redirect_uri is not a callback URL of this app client", pool_id
         if "code" not in client.get("AllowedOAuthFlows", []) or not client.get("AllowedOAuthFlowsUserPoolClient"):
-            return "unauthorized_client: this app client may not use the code flow"
+            return "unauthorized_client: this app client may not use the code flow", pool_id
         if fields.get("code_challenge") and fields.get("code_challenge_method") != "S256":
-            return "invalid_request: code_challenge_method must be S256"
-        return None
+            return "invalid_request: code_challenge_method must be S256", pool_id
+        return None, pool_id
 
     def _authorize(self, request: Request) -> Response:
         fields = {name: request.args.get(name, "") for name in SIGN_IN_FIELDS}
         if request.args.get("response_type") != "code" and request.path == "/oauth2/authorize":
             return _page(400, "Sign-in error", "<p id=error>unsupported_response_type</p>")
-        refusal = self._refusal(fields)
+        refusal, _ = self._check(fields)
         if refusal:
             return _page(400, "Sign-in error", f"<p id=error>{escape(refusal)}</p>")
         return _sign_in_form(fields, error=None)
 
     def _login(self, request: Request) -> Response:
         fields = {name: request.form.get(name, "") for name in SIGN_IN_FIELDS}
-        refusal = self._refusal(fields)
+        refusal, pool_id = self._check(fields)
         if refusal:
             return _page(400, "Sign-in error", f"<p id=error>{escape(refusal)}</p>")
-        pool_id, _ = self._client(fields["client_id"]) or ("", {})
         cognito = self.cognito()
         try:
             answer = cognito.admin_initiate_auth(

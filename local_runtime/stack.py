@@ -340,9 +340,7 @@ class LocalDeployment:
             self._api(api)
         # Custom resources run once their functions exist; the state machine goes last, as its
         # definition refers to everything else.
-        wanted = [
-            r for r, spec in template.resources.items() if template.conditions.get(spec.get("Condition", ""), True)
-        ]
+        wanted = self._wanted()
 
         def stage(logical_id: str) -> int:
             resource_type = template.resources[logical_id]["Type"]
@@ -415,11 +413,7 @@ class LocalDeployment:
         """The template's own managed policies, created in moto's IAM: ARN -> (document, roles it names)."""
         assert self.template
         iam, policies = self.client("iam"), {}
-        for logical_id, resource in self.template.resources.items():
-            if resource["Type"] != "AWS::IAM::ManagedPolicy" or not self.template.conditions.get(
-                resource.get("Condition", ""), True
-            ):
-                continue
+        for logical_id in self._wanted("AWS::IAM::ManagedPolicy"):
             props = self.template.properties(logical_id)
             arn = self.template.physical_ids[logical_id]
             document = {"Version": "2012-10-17", **props["PolicyDocument"]}
@@ -626,12 +620,14 @@ class LocalDeployment:
         self.template.physical_ids[logical_id] = response.get("PhysicalResourceId", request_id)
         self.template.attributes[logical_id] = {k: str(v) for k, v in (response.get("Data") or {}).items()}
 
-    def _wanted(self, resource_type: str) -> list[str]:
+    def _wanted(self, resource_type: str | None = None) -> list[str]:
+        """The resources (of one type) whose Condition holds, in template order."""
         assert self.template
         return [
             logical_id
-            for logical_id, resource in self.template.of_type(resource_type).items()
-            if self.template.conditions.get(resource.get("Condition", ""), True)
+            for logical_id, resource in self.template.resources.items()
+            if resource_type in (None, resource["Type"])
+            and self.template.conditions.get(resource.get("Condition", ""), True)
         ]
 
     def _user_pools(self) -> None:

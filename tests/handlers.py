@@ -46,5 +46,14 @@ def load_handler(function: str) -> ModuleType:
     return module
 
 
+def load_model_module(name: str) -> ModuleType:
+    """A module of model/ (the training, serving and publishing code), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(f"model_{name}", ROOT / "model" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def sample_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())

@@ -6,7 +6,6 @@ build, the smoke run) run against the local stack, with the endpoint pointed at 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from asl import ROOT
+from handlers import load_model_module
 from samtranslator.yaml_helper import yaml_parse
 
 from local_runtime import cli
@@ -22,14 +22,6 @@ from local_runtime.stack import LocalDeployment
 WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
 DELIVERY_TEMPLATES = sorted((ROOT / "delivery").glob("*.yaml"))
 BIN = ROOT / ".venv" / "bin"
-
-
-def _publisher():
-    spec = importlib.util.spec_from_file_location("model_publish_code", ROOT / "model" / "publish_code.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ------------------------------------------------------------------ static checks
@@ -133,7 +125,7 @@ def test_a_changed_train_py_is_published_as_a_new_version_that_the_next_run_trai
             shutil.copy(source, copy / part)
     train = copy / "model" / "train.py"
     train.write_text(train.read_text() + "\n# A change to the training code.\n")
-    publisher = _publisher()
+    publisher = load_model_module("publish_code")
     before = publisher.code_key("code/", publisher.source_tarball(ROOT / "model"))
     after = publisher.code_key("code/", publisher.source_tarball(copy / "model"))
     assert before != after

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from asl import ROOT, load_definition
+from handlers import load_model_module
 from sklearn.datasets import load_digits
 
 TRAIN = ROOT / "model" / "train.py"
@@ -198,10 +198,7 @@ def test_prepared_csv_rows_answer_label_indices_as_batch_transform_needs(inferen
 
 @pytest.fixture(scope="module")
 def inference():
-    spec = importlib.util.spec_from_file_location("model_inference", ROOT / "model" / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_model_module("inference")
 
 
 @pytest.fixture(scope="module")
@@ -232,16 +229,8 @@ def test_wrong_feature_count_is_reported_as_invalid_input(inference, trained_mod
         inference.input_fn("x", "application/x-npy")
 
 
-def _publisher():
-    spec = importlib.util.spec_from_file_location("model_publish_code", ROOT / "model" / "publish_code.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_published_model_code_is_reproducible_and_named_by_its_content(tmp_path) -> None:
-    publisher = _publisher()
+    publisher = load_model_module("publish_code")
     first = publisher.source_tarball(ROOT / "model")
     assert publisher.source_tarball(ROOT / "model") == first  # no timestamps: same code, same bytes, same key
     key = publisher.code_key("code/", first)
