@@ -8,6 +8,8 @@ Job arguments (Glue style, ``--name value``):
   --label_column           name of the target column (compared after trimming spaces)
   --max_bad_row_fraction   fail when a larger share of rows is malformed (default 0.05)
   --seed                   split seed (default 42)
+  --train_shards           files the train split is written in (default 1): the training instance count,
+                           so that with ``ShardedByS3Key`` each host gets one file, about 1/N of the rows
   --delimiter              ``,``, ``;``, tab (``\\t`` or ``tab``), ``|``, or ``auto`` (default): the
                            character among those that occurs most often in the header line
 
@@ -25,8 +27,9 @@ Output rows are numbers only, with no header, as SageMaker's CSV channels and ba
 ``label index, feature1, ...``, where the label index points into the schema's classes, a
 categorical feature is the index of its category, and a missing value is ``nan``. No field can
 contain a comma or a quote, so any CSV reader (batch transform's filters, the review's scoring)
-splits the rows correctly. ``train/schema.json`` records the columns, their types, the categories and
-the label classes; training stores it in the model, and serving uses it to read raw rows.
+splits the rows correctly. ``schema/schema.json`` records the columns, their types, the categories and
+the label classes; training stores it in the model, and serving uses it to read raw rows. It has its own
+prefix, so a sharded train channel holds rows only and every host still reads the whole schema.
 
 The data-quality report (row counts, bad rows by reason, split sizes, the schema) is written even
 when the job fails. A failure's message starts with one sentence that says what is wrong and what to do.
@@ -45,7 +48,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 REQUIRED = ("raw_input_uri", "output_uri", "label_column")
-OPTIONAL = {"max_bad_row_fraction": "0.05", "seed": "42", "delimiter": "auto"}
+OPTIONAL = {"max_bad_row_fraction": "0.05", "seed": "42", "delimiter": "auto", "train_shards": "1"}
 SPLITS = (("train", 0.70), ("validation", 0.85), ("test", 1.0))
 CORRUPT = "_corrupt_record"
 DELIMITERS = {",": ",", ";": ";", "\t": "\t", "\\t": "\t", "tab": "\t", "|": "|", "comma": ",", "semicolon": ";"}
@@ -477,17 +480,19 @@ def run(spark: SparkSession, args: dict[str, str]) -> dict[str, Any]:
         report["split_rows"] = sizes
         features = [c for c in rows.columns if c.startswith("f")]
         good = rows.where(F.col("bad_reason").isNull())
+        shards = int(args.get("train_shards", "1"))
         for name, _ in SPLITS:
-            (
-                good.where(F.col("split") == name)
-                .select("label", *features)
-                .coalesce(1)
-                .write.mode("overwrite")
-                .option("header", False)
-                .option("nullValue", "nan")
-                .csv(f"{output_uri}/{name}")
+            chosen = good.where(F.col("split") == name).select("label", *features)
+            if name == "train" and shards > 1:
+                # A hash of the row's values picks its shard: the same data gives the same shards.
+                chosen = chosen.repartition(shards, F.xxhash64("label", *features)).select("label", *features)
+            else:
+                chosen = chosen.coalesce(1)
+            chosen.write.mode("overwrite").option("header", False).option("nullValue", "nan").csv(
+                f"{output_uri}/{name}"
             )
-        write_text(spark, f"{output_uri}/train/schema.json", json.dumps(schema, indent=2, ensure_ascii=False))
+        report["train_shards"] = shards
+        write_text(spark, f"{output_uri}/schema/schema.json", json.dumps(schema, indent=2, ensure_ascii=False))
         rows.unpersist()
         report["status"] = "succeeded"
         return report
@@ -511,12 +516,10 @@ def optional_option(argv: list[str], name: str, default: str) -> str:
 def main(argv: list[str]) -> None:
     args = resolved_options(argv, list(REQUIRED))
     args.update({name: optional_option(argv, name, default) for name, default in OPTIONAL.items()})
-    spark = (
-        SparkSession.builder.appName("prepare-data")
-        # SageMaker channels would otherwise download the committer's empty _SUCCESS markers.
-        .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
-        .getOrCreate()
-    )
+    spark = SparkSession.builder.appName("prepare-data").getOrCreate()
+    # No empty _SUCCESS markers: SageMaker channels would download them, and a sharded channel would count
+    # them as shards. Set on the live Hadoop configuration, which a session that already runs also reads.
+    spark.sparkContext._jsc.hadoopConfiguration().set("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
     report = run(spark, args)
     print(json.dumps(report, sort_keys=True))
 

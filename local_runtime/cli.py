@@ -77,13 +77,24 @@ def _clients(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
     return sfn, {"StateMachineArn": machines[0]["stateMachineArn"]} if machines else {}
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    """--parameter NAME=VALUE, as template parameter overrides."""
+    overrides = {}
+    for pair in args.parameter:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise SystemExit(f"--parameter takes NAME=VALUE, got {pair!r}")
+        overrides[name] = value
+    return overrides
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from local_runtime.demo import Demo
 
     log = Path(args.output) / "local-aws.log"
     console.print(f"Lambda and service logs: {log}")
     with service_logs(log):
-        results = Demo(ROOT, Path(args.output), args.interactive, console).run(args.rounds)
+        results = Demo(ROOT, Path(args.output), args.interactive, console, _overrides(args)).run(args.rounds)
     failed = [r for r in results if r.view.status != "SUCCEEDED"]
     return 1 if failed else 0
 
@@ -93,7 +104,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     log = ROOT / "demo-output" / "local-aws.log"
     console.print(f"Lambda and service logs: {log}")
-    with service_logs(log), LocalDeployment(ROOT, overrides=dict(kv.split("=", 1) for kv in args.parameter)) as stack:
+    with service_logs(log), LocalDeployment(ROOT, overrides=_overrides(args)) as stack:
         console.print(f"AWS endpoint: {stack.endpoint_url}\nAPI: {stack.api_url}\nAPI key: {stack.api_key}")
         console.print_json(json.dumps(stack.outputs))
         console.print(
@@ -222,10 +233,11 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default=str(ROOT / "demo-output"), help="where workflow pictures go")
     demo.set_defaults(run=cmd_demo)
     up = sub.add_parser("up", help="start the local stack and keep it running")
-    up.add_argument(
-        "--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter override"
-    )
     up.set_defaults(run=cmd_up)
+    for p in (demo, up):
+        p.add_argument(
+            "--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter override"
+        )
     start = sub.add_parser("start", help="start a run")
     start.add_argument("--input", default='{"trigger": "manual"}')
     target(start)

@@ -55,8 +55,11 @@ def split_time(view: ExecutionView) -> dict[str, float]:
 
 
 class Demo:
-    def __init__(self, root: Path, output_dir: Path, interactive: bool, console: Console) -> None:
+    def __init__(
+        self, root: Path, output_dir: Path, interactive: bool, console: Console, overrides: dict[str, str] | None = None
+    ) -> None:
         self.root = root
+        self.overrides = {"StatusPollSeconds": "1", **(overrides or {})}
         self.output_dir = output_dir
         self.interactive = interactive
         self.console = console
@@ -64,7 +67,7 @@ class Demo:
 
     def run(self, rounds: int) -> list[RoundResult]:
         began = time.monotonic()
-        stack = LocalDeployment(self.root, overrides={"StatusPollSeconds": "1"})
+        stack = LocalDeployment(self.root, overrides=self.overrides)
         try:
             with self.console.status("Starting AWS on localhost and deploying template.yaml..."):
                 stack.start()

@@ -12,6 +12,10 @@ for both models, so neither is scored on rows it has seen. Both models are asked
 prepared split with this run's schema. So a production model trained on other columns, categories or
 classes is scored on this data as far as it can be, and one that cannot score it at all says why instead
 of being compared.
+
+The processing container runs this script directly, so nothing installs the code's ``requirements.txt``
+as the training and serving toolkits do; ``install_requirements`` does, for what this Python lacks
+(xgboost, to load a model trained on several hosts).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 import tarfile
 import tempfile
 from collections import Counter
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inference  # the serving code published beside this file
 
 FORMAT = "sfn-mlops/evaluation-1"
+REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
+
+
+def unmet_requirements(requirements: Path) -> list[str]:
+    """The pinned ``name==version`` lines of a requirements file that this Python does not have."""
+    unmet = []
+    for line in requirements.read_text().splitlines() if requirements.exists() else []:
+        wanted = line.split("#", 1)[0].strip()
+        if not wanted:
+            continue
+        name, _, version = wanted.partition("==")
+        try:
+            installed = metadata.version(name.strip())
+        except metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or (version and installed != version.strip()):
+            unmet.append(wanted)
+    return unmet
+
+
+def install_requirements(requirements: Path = REQUIREMENTS) -> None:
+    unmet = unmet_requirements(requirements)
+    if unmet:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *unmet], check=True)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -253,6 +283,7 @@ def evaluate(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        install_requirements()
         with tempfile.TemporaryDirectory() as scratch:
             result = evaluate(args, Path(scratch))
     except Exception as error:

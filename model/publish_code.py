@@ -24,15 +24,23 @@ import boto3
 from botocore.exceptions import ClientError
 
 HERE = Path(__file__).resolve().parent
-PUBLISHED = ("train.py", "inference.py", "evaluate.py")
+# Published name -> file in this folder. The framework containers pip-install a requirements.txt from the
+# code (xgboost, for training on several hosts); here it has another name, or `sam build` would install it
+# into this function.
+PUBLISHED = {
+    "train.py": "train.py",
+    "inference.py": "inference.py",
+    "evaluate.py": "evaluate.py",
+    "requirements.txt": "container-requirements.txt",
+}
 
 
-def source_tarball(folder: Path, names: tuple[str, ...] = PUBLISHED) -> bytes:
-    """A gzipped tar of the named files whose bytes depend only on their contents."""
+def source_tarball(folder: Path) -> bytes:
+    """A gzipped tar of the published files whose bytes depend only on their contents."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(names):
-            data = (folder / name).read_bytes()
+        for name in sorted(PUBLISHED):
+            data = (folder / PUBLISHED[name]).read_bytes()
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
@@ -97,9 +105,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> None:
         key = code_key(properties.get("Prefix", "code/"), tarball)
         # The tarball goes last: once it is there, so are the unpacked files beside it.
         if not _published(properties["Bucket"], key):
-            for name in PUBLISHED:
+            for name, source in PUBLISHED.items():
                 _s3().put_object(
-                    Bucket=properties["Bucket"], Key=source_prefix(key) + name, Body=(HERE / name).read_bytes()
+                    Bucket=properties["Bucket"], Key=source_prefix(key) + name, Body=(HERE / source).read_bytes()
                 )
             _s3().put_object(Bucket=properties["Bucket"], Key=key, Body=tarball)
     except Exception as error:  # every failure must reach CloudFormation, or the stack hangs for an hour

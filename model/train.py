@@ -2,17 +2,23 @@
 
 Contract (the same in SageMaker and in the local runtime):
 - channels ``SM_CHANNEL_TRAIN`` and ``SM_CHANNEL_VALIDATION`` hold CSV files of numbers, label first, no
-  header, as etl/prepare_data.py writes them; the train channel also holds the ETL's ``schema.json``
+  header, as etl/prepare_data.py writes them; ``SM_CHANNEL_SCHEMA`` holds the ETL's ``schema.json``
   (without one, every column is a number and the first column holds the label itself);
+- the hosts are ``SM_HOSTS`` and this one is ``SM_CURRENT_HOST``; with more than one, ``MASTER_ADDR`` and
+  ``MASTER_PORT`` name where the first host listens (default: the first host, port 9099);
 - hyperparameters arrive as ``--name value`` arguments;
 - the model goes to ``SM_MODEL_DIR`` (packed into model.tar.gz): ``model.joblib``, ``schema.json`` (the
   columns, their types and categories, the label's classes and type) and ``evaluation.json``;
 - metrics are printed as ``name=value`` lines that the template's MetricDefinitions match;
 - on failure the reason is written to ``$SM_OUTPUT_DIR/failure`` and the process exits non-zero.
 
-Models: ``hist_gradient_boosting`` (default) takes categorical features and missing values natively
-and uses every core through OpenMP; ``random_forest`` (the previous default) and
-``logistic_regression`` read the same data, missing values imputed where the model needs it.
+Models: ``hist_gradient_boosting`` (the default on one host) takes categorical features and missing
+values natively and uses every core through OpenMP; ``random_forest`` and ``logistic_regression`` read the
+same data, missing values imputed where the model needs it. These three train on one host.
+``xgboost`` (the default on several hosts) trains data-parallel: each host builds histograms of its own
+rows, XGBoost's collective sums them across hosts (allreduce), and every host grows the same trees. The
+first host serves as the rendezvous and saves the model; the others save nothing. A train channel that is
+``FullyReplicated`` is split by rows instead, so no row counts twice.
 """
 
 from __future__ import annotations
@@ -20,8 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
+import tempfile
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +45,68 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-MODELS = ("hist_gradient_boosting", "random_forest", "logistic_regression")
+MODELS = ("hist_gradient_boosting", "random_forest", "logistic_regression", "xgboost")
+DATA_PARALLEL = ("xgboost",)
 SCHEMA_FORMAT = "sfn-mlops/schema-1"
+RENDEZVOUS_PORT = 9099
+# A host that stops answering fails its peers after this long, rather than leaving them waiting.
+COLLECTIVE_TIMEOUT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The training hosts, as SageMaker names them; the first in order is the rendezvous and saves."""
+
+    hosts: tuple[str, ...]
+    current: str
+    master_addr: str
+    master_port: int
+
+    @property
+    def rank(self) -> int:
+        return self.hosts.index(self.current)
+
+    @property
+    def size(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def is_master(self) -> bool:
+        return self.rank == 0
+
+
+def cluster_from_env(env: Mapping[str, str]) -> Cluster:
+    hosts = tuple(sorted(json.loads(env.get("SM_HOSTS", '["algo-1"]')), key=_host_order))
+    current = env.get("SM_CURRENT_HOST", hosts[0])
+    if current not in hosts:
+        raise ValueError(f"SM_CURRENT_HOST {current!r} is not one of SM_HOSTS {list(hosts)}")
+    master_port = int(env.get("MASTER_PORT", RENDEZVOUS_PORT))
+    return Cluster(hosts, current, env.get("MASTER_ADDR", hosts[0]), master_port)
+
+
+def _host_order(host: str) -> tuple[str, int]:
+    """algo-2 before algo-10."""
+    name, _, number = host.rpartition("-")
+    return (name, int(number)) if number.isdigit() else (host, 0)
+
+
+def _distribution(env: Mapping[str, str], channel: str) -> str:
+    config = json.loads(env.get("SM_INPUT_DATA_CONFIG", "{}"))
+    return config.get(channel, {}).get("S3DistributionType", "FullyReplicated")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=MODELS, default="hist_gradient_boosting")
+    parser.add_argument(
+        "--model",
+        choices=("auto", *MODELS),
+        default="auto",
+        help="auto: hist_gradient_boosting on one host, xgboost (data-parallel) on several",
+    )
     parser.add_argument(
         "--n_estimators", type=int, default=100, help="trees of the forest, or boosting iterations (at most)"
     )
-    parser.add_argument("--max_depth", type=int, default=0, help="0 means unlimited")
+    parser.add_argument("--max_depth", type=int, default=0, help="0 means unlimited (xgboost: its default, 6)")
     parser.add_argument("--learning_rate", type=float, default=0.1, help="for hist_gradient_boosting")
     parser.add_argument(
         "--min_samples_leaf",
@@ -61,6 +122,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation")
     )
+    parser.add_argument("--schema", default=os.environ.get("SM_CHANNEL_SCHEMA", "/opt/ml/input/data/schema"))
     args = parser.parse_args(argv)
     if args.n_estimators < 1:
         parser.error(f"n_estimators must be at least 1, got {args.n_estimators}")
@@ -75,17 +137,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _csv_files(directory: str) -> list[Path]:
+def load_channel(directory: str, may_be_empty: bool = False) -> np.ndarray | None:
+    """Every CSV file in a channel as one float array, label first; ``nan`` (or an empty cell) is missing.
+
+    A host's share of a sharded channel may be empty (more hosts than files): then None, if allowed.
+    """
     files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and p.suffix == ".csv")
-    if not files:
+    if not files and not may_be_empty:
         raise ValueError(f"no .csv files in channel {directory}")
-    return files
-
-
-def load_channel(directory: str) -> np.ndarray:
-    """Every CSV file in a channel as one float array, label first; ``nan`` (or an empty cell) is missing."""
     blocks = []
-    for path in _csv_files(directory):
+    for path in files:
         if path.stat().st_size == 0:
             continue
         with warnings.catch_warnings():
@@ -97,6 +158,8 @@ def load_channel(directory: str) -> np.ndarray:
         if block.size:
             blocks.append(block)
     if not blocks:
+        if may_be_empty:
+            return None
         raise ValueError(f"the channel {directory} has no rows")
     widths = {block.shape[1] for block in blocks}
     if len(widths) != 1:
@@ -106,9 +169,9 @@ def load_channel(directory: str) -> np.ndarray:
     return data[np.lexsort(data.T[::-1])]
 
 
-def load_schema(train_dir: str, train: np.ndarray) -> dict[str, Any]:
+def load_schema(schema_dir: str, train: np.ndarray) -> dict[str, Any]:
     """The ETL's schema, or one that reads every column as a number, label values as they are."""
-    found = sorted(Path(train_dir).rglob("schema.json"))
+    found = sorted(Path(schema_dir).rglob("schema.json"))
     if found:
         schema = json.loads(found[0].read_text())
         if schema.get("format") != SCHEMA_FORMAT:
@@ -167,10 +230,83 @@ def build_model(args: argparse.Namespace, schema: dict[str, Any], rows: int):
     )
 
 
-def train(args: argparse.Namespace) -> dict:
-    train_data = load_channel(args.train)
+def fit_xgboost(
+    args: argparse.Namespace, schema: dict[str, Any], x: np.ndarray, y: np.ndarray, cluster: Cluster
+) -> tuple[Any, int, int]:
+    """XGBoost on this host's rows, data-parallel across the cluster; the model and the whole training set's
+    correct predictions and row count (summed across hosts)."""
+    import xgboost
+    from xgboost import collective
+    from xgboost.tracker import RabitTracker
+
+    params = {
+        "objective": "multi:softprob",
+        "num_class": len(schema["label"]["classes"]),
+        "tree_method": "hist",
+        "eta": args.learning_rate,
+        "max_depth": args.max_depth or 6,
+        "seed": args.seed,
+        "nthread": int(os.environ.get("SM_NUM_CPUS", os.cpu_count() or 1)),
+        "max_cat_to_onehot": 1,
+    }
+    feature_types = ["c" if f["type"] == "category" else "q" for f in schema["features"]]
+
+    def fit() -> tuple[Any, np.ndarray]:
+        rows = xgboost.DMatrix(x, label=y, feature_types=feature_types, enable_categorical=True)
+        booster = xgboost.train(params, rows, num_boost_round=args.n_estimators)
+        correct = int((booster.predict(rows).argmax(axis=1) == y).sum()) if len(y) else 0
+        return booster, np.array([correct, len(y)], dtype=np.float64)
+
+    if cluster.size == 1:
+        booster, counts = fit()
+    else:
+        address = socket.gethostbyname(cluster.master_addr)
+        tracker = None
+        if cluster.is_master:
+            tracker = RabitTracker(n_workers=cluster.size, host_ip=address, port=cluster.master_port, sortby="task")
+            tracker.start()
+        with collective.CommunicatorContext(
+            dmlc_tracker_uri=address,
+            dmlc_tracker_port=cluster.master_port,
+            dmlc_task_id=f"{cluster.rank:04d}",  # sortby="task": ranks follow the sorted host names
+            dmlc_timeout=COLLECTIVE_TIMEOUT_SECONDS,
+        ):
+            booster, counts = fit()
+            counts = collective.allreduce(counts, collective.Op.SUM)
+        if tracker is not None:
+            tracker.wait_for(COLLECTIVE_TIMEOUT_SECONDS)
+    # The scikit-learn interface, so serving and evaluation predict with it as with the other models.
+    classifier = xgboost.XGBClassifier()
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = Path(scratch) / "booster.json"
+        booster.save_model(saved)
+        classifier.load_model(saved)
+    return classifier, int(counts[0]), int(counts[1])
+
+
+def chosen_model(requested: str, cluster: Cluster) -> str:
+    model = requested if requested != "auto" else ("xgboost" if cluster.size > 1 else "hist_gradient_boosting")
+    if cluster.size > 1 and model not in DATA_PARALLEL:
+        raise ValueError(
+            f"{model} trains on one host, and this job has {cluster.size}: use model=xgboost (data-parallel) "
+            "or TrainingInstanceCount 1"
+        )
+    return model
+
+
+def train(args: argparse.Namespace, cluster: Cluster, env: Mapping[str, str] = os.environ) -> dict:
+    model_name = chosen_model(args.model, cluster)
     valid_data = load_channel(args.validation)
-    schema = load_schema(args.train, train_data)
+    assert valid_data is not None
+    sharded = _distribution(env, "train") == "ShardedByS3Key"
+    train_data = load_channel(args.train, may_be_empty=sharded and cluster.size > 1)
+    if train_data is None:
+        train_data = np.empty((0, valid_data.shape[1]))
+    elif cluster.size > 1 and not sharded:
+        train_data = train_data[cluster.rank :: cluster.size]  # every host holds all rows: each takes its part
+    if cluster.size > 1 and not sorted(Path(args.schema).rglob("schema.json")):
+        raise ValueError(f"training on {cluster.size} hosts needs the ETL's schema.json in {args.schema}")
+    schema = load_schema(args.schema, train_data)
     if train_data.shape[1] != valid_data.shape[1]:
         raise ValueError(f"train has {train_data.shape[1]} columns but validation has {valid_data.shape[1]}")
     if train_data.shape[1] != len(schema["features"]) + 1:
@@ -179,11 +315,16 @@ def train(args: argparse.Namespace) -> dict:
         )
     x_train, y_train = split_label(train_data, schema)
     x_valid, y_valid = split_label(valid_data, schema)
-    model = build_model(args, schema, len(y_train)).fit(x_train, y_train)
+    if model_name == "xgboost":
+        model, train_correct, train_rows = fit_xgboost(args, schema, x_train, y_train, cluster)
+    else:
+        model = build_model(args, schema, len(y_train)).fit(x_train, y_train)
+        train_correct, train_rows = int((model.predict(x_train) == y_train).sum()), len(y_train)
     predicted = model.predict(x_valid)
     categorical = sum(f["type"] == "category" for f in schema["features"])
     report = {
-        "model": args.model,
+        "model": model_name,
+        "hosts": cluster.size,
         "hyperparameters": {
             "n_estimators": args.n_estimators,
             "max_depth": args.max_depth,
@@ -197,12 +338,15 @@ def train(args: argparse.Namespace) -> dict:
         "n_categorical_features": int(categorical),
         "classes": schema["label"]["classes"],
         "label_type": schema["label"]["type"],
-        "train_rows": len(y_train),
+        "train_rows": train_rows,
+        "host_train_rows": len(y_train),
         "validation_rows": len(y_valid),
-        "train_accuracy": float(accuracy_score(y_train, model.predict(x_train))),
+        "train_accuracy": train_correct / train_rows if train_rows else 0.0,
         "validation_accuracy": float(accuracy_score(y_valid, predicted)),
         "validation_f1_macro": float(f1_score(y_valid, predicted, average="macro")),
     }
+    if not cluster.is_master:
+        return report  # SageMaker packs every host's model folder; one copy of the model is enough
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / "model.joblib")
@@ -215,14 +359,18 @@ def train(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        report = train(args)
+        cluster = cluster_from_env(os.environ)
+        report = train(args, cluster)
     except Exception as error:
         failure = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")) / "failure"
         failure.parent.mkdir(parents=True, exist_ok=True)
         failure.write_text(f"{type(error).__name__}: {error}")
         print(f"training failed: {error}", file=sys.stderr)
         return 1
-    # The template's MetricDefinitions parse exactly these lines.
+    if not cluster.is_master:
+        print(f"host trained on {report['host_train_rows']} of {report['train_rows']} training rows")
+        return 0
+    # The template's MetricDefinitions parse exactly these lines, which only the first host prints.
     for name in ("train_accuracy", "validation_accuracy", "validation_f1_macro"):
         print(f"{name}={report[name]:.6f}")
     print(

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from asl import ROOT
+from handlers import load_model_module
 from test_model_code import _channel_with_schema, _run, _write_channel
 
 EVALUATE = ROOT / "model" / "evaluate.py"
@@ -34,7 +35,8 @@ def _model(root: Path, rows: list[list[float]], schema: dict, *hyperparameters: 
     _channel_with_schema(root / "train", rows, schema)
     valid = np.asarray(rows[:20])
     _write_channel(root / "validation", valid[:, 1:], valid[:, 0].astype(int))
-    result = _run({"train": root / "train", "validation": root / "validation"}, root / "model", *hyperparameters)
+    channels = {"train": root / "train", "validation": root / "validation", "schema": root / "schema"}
+    result = _run(channels, root / "model", *hyperparameters)
     assert result.returncode == 0, result.stderr
     (root / "artifact").mkdir()
     with tarfile.open(root / "artifact" / "model.tar.gz", "w:gz") as archive:
@@ -125,3 +127,12 @@ def test_schema_change_names_retyped_features_new_categories_and_classes() -> No
         "labelRenamed": {"production": "churn", "candidate": "churned"},
     }  # fmt: skip
     assert schema_change(served, served) is None
+
+
+def test_evaluation_installs_only_the_published_requirements_this_python_lacks(tmp_path) -> None:
+    evaluate = load_model_module("evaluate")
+    assert evaluate.unmet_requirements(ROOT / "model" / "container-requirements.txt") == []
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("xgboost-cpu==0.1\n# a comment\nscikit-learn\nno-such-package-for-sfn-mlops==1.0\n")
+    assert evaluate.unmet_requirements(requirements) == ["xgboost-cpu==0.1", "no-such-package-for-sfn-mlops==1.0"]
+    assert evaluate.unmet_requirements(tmp_path / "absent.txt") == []

@@ -42,8 +42,7 @@ def digits_channels(tmp_path_factory) -> dict[str, Path]:
 def _run(channels: dict[str, Path], model_dir: Path, *hyperparameters: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        "SM_CHANNEL_TRAIN": str(channels["train"]),
-        "SM_CHANNEL_VALIDATION": str(channels["validation"]),
+        **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items() if name != "root"},
         "SM_MODEL_DIR": str(model_dir),
         "SM_OUTPUT_DIR": str(model_dir.parent / "output"),
     }
@@ -112,8 +111,10 @@ def test_the_previous_default_random_forest_is_still_available(digits_channels, 
 
 
 def _channel_with_schema(path: Path, rows: list[list[float]], schema: dict) -> None:
+    """A train channel, and the schema channel beside it."""
     _write_channel(path, np.asarray([r[1:] for r in rows]), np.asarray([int(r[0]) for r in rows]))
-    (path / "schema.json").write_text(json.dumps(schema))
+    (path.parent / "schema").mkdir(exist_ok=True)
+    (path.parent / "schema" / "schema.json").write_text(json.dumps(schema))
 
 
 COLOUR_SCHEMA = {
@@ -140,7 +141,7 @@ def colour_model_dir(tmp_path_factory) -> Path:
     _channel_with_schema(root / "train", rows[:500], COLOUR_SCHEMA)
     _write_channel(root / "validation", np.asarray([r[1:] for r in rows[500:]]), np.asarray([r[0] for r in rows[500:]]))
     model_dir = root / "model"
-    result = _run({"train": root / "train", "validation": root / "validation"}, model_dir)
+    result = _run({"train": root / "train", "validation": root / "validation", "schema": root / "schema"}, model_dir)
     assert result.returncode == 0, result.stderr
     assert "categorical=1" in result.stdout
     return model_dir
@@ -237,8 +238,8 @@ def test_published_model_code_is_reproducible_and_named_by_its_content(tmp_path)
     assert re.fullmatch(r"code/model-source-[0-9a-f]{16}\.tar\.gz", key)
     changed = tmp_path / "model"
     changed.mkdir()
-    for name in publisher.PUBLISHED:
-        (changed / name).write_text((ROOT / "model" / name).read_text() + "\n# changed\n")
+    for source in publisher.PUBLISHED.values():
+        (changed / source).write_text((ROOT / "model" / source).read_text() + "\n# changed\n")
     assert publisher.code_key("code/", publisher.source_tarball(changed)) != key
 
 

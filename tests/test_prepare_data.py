@@ -92,7 +92,7 @@ def test_splits_are_label_first_stratified_numeric_and_add_up(etl, spark, tmp_pa
         # The label is the index of its class in the schema, so no field can hold a comma or a quote.
         assert {row[0] for row in rows} == {"0", "1", "2"}
         assert all(len(row) == 5 and all(float(v) == float(v) for v in row) for row in rows)
-    schema = json.loads((tmp_path / "out" / "train" / "schema.json").read_text())
+    schema = json.loads((tmp_path / "out" / "schema" / "schema.json").read_text())
     assert schema["label"] == {"name": "label", "type": "string", "classes": ["setosa", "versicolor", "virginica"]}
     assert [f["name"] for f in schema["features"]] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     assert {f["type"] for f in schema["features"]} == {"number"}
@@ -211,6 +211,7 @@ def _train(prepared: Path, model_dir: Path) -> None:
         **os.environ,
         "SM_CHANNEL_TRAIN": str(prepared / "train"),
         "SM_CHANNEL_VALIDATION": str(prepared / "validation"),
+        "SM_CHANNEL_SCHEMA": str(prepared / "schema"),
         "SM_MODEL_DIR": str(model_dir),
         "SM_OUTPUT_DIR": str(model_dir.parent / "output"),
     }

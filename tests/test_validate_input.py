@@ -126,3 +126,15 @@ def test_a_customer_managed_key_encrypts_every_volume_and_output_the_jobs_write(
     without = build({})
     assert "VolumeKmsKeyId" not in without["training"]["resourceConfig"]
     assert "KmsKeyId" not in without["transform"]["output"]
+
+
+def test_training_instance_count_reaches_the_job_and_the_train_shards() -> None:
+    run = build({}, trainingInstanceCount="3")
+    assert run["training"]["resourceConfig"]["InstanceCount"] == 3
+    assert run["trainShards"] == "3"
+
+
+def test_a_single_host_model_on_several_instances_is_refused_before_anything_runs() -> None:
+    with pytest.raises(InvalidInput, match="random_forest trains on one host, and TrainingInstanceCount is 2"):
+        build({"hyperparameters": {"model": "random_forest"}}, trainingInstanceCount="2")
+    assert build({"hyperparameters": {"model": "xgboost"}}, trainingInstanceCount="2")["trainShards"] == "2"

@@ -32,6 +32,8 @@ ALLOWED_FIELDS = frozenset(
 JOB_PREFIX_MAX = 26
 HYPERPARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 HYPERPARAMETER_VALUE_MAX = 2500
+# train.py's models that train on a single host; on more, only a data-parallel model (xgboost) makes sense.
+SINGLE_HOST_MODELS = ("hist_gradient_boosting", "random_forest", "logistic_regression")
 DEPLOY_BUDGET_SECONDS = 5400
 LOCK_MARGIN = timedelta(hours=6)
 
@@ -179,7 +181,16 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
     approval_timeout = _number(settings, "approvalTimeoutSeconds", 1, 31_536_000, integer=True)
     poll_seconds = _number(defaults, "statusPollSeconds", 1, 300, integer=True)
     max_runtime = _number(defaults, "trainingMaxRuntimeSeconds", 60, 432_000, integer=True)
+    instances = _number(defaults, "trainingInstanceCount", 1, 8, integer=True)
     spot = defaults["useSpotTraining"] == "true"
+
+    hyperparameters = _hyperparameters(run_input, defaults["modelCodeUri"])
+    if instances > 1 and hyperparameters.get("model") in SINGLE_HOST_MODELS:
+        raise InvalidInput(
+            "hyperparameters.model",
+            f"{hyperparameters['model']} trains on one host, and TrainingInstanceCount is {instances}: "
+            "use xgboost (data-parallel) or leave model out",
+        )
 
     execution_name = execution["name"]
     raw_data_uri, data_version = _data_source(run_input, defaults, execution_name)
@@ -224,11 +235,13 @@ def build_run_config(run_input: Any, execution: dict[str, str], defaults: dict[s
         "statusPollSeconds": poll_seconds,
         "maxStatusChecks": max(3, math.ceil(DEPLOY_BUDGET_SECONDS / poll_seconds)),
         "lockExpiresAt": lock_expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "hyperparameters": _hyperparameters(run_input, defaults["modelCodeUri"]),
+        "hyperparameters": hyperparameters,
+        # One train file per training host, so ShardedByS3Key hands each host its own rows.
+        "trainShards": str(instances),
         "training": {
             "resourceConfig": {
                 "InstanceType": defaults["trainingInstanceType"],
-                "InstanceCount": 1,
+                "InstanceCount": instances,
                 "VolumeSizeInGB": 10,
                 **volume_key,
             },

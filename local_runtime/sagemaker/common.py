@@ -39,7 +39,8 @@ class Job:
     created: float = field(default_factory=time.time)
     ended: float | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
-    process: subprocess.Popen[bytes] | None = None
+    # A training job has one process per host; the other jobs have one.
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
 
     @property

@@ -57,8 +57,9 @@ class Jobs:
             )
         if job.status == "InProgress":
             job.status, job.secondary = "Stopped", "Stopped"
-            if job.process and job.process.poll() is None:
-                job.process.kill()
+            for process in job.processes:
+                if process.poll() is None:
+                    process.kill()
 
     def _job_summaries(self, kind: str, request: dict[str, Any]) -> list[dict[str, Any]]:
         prefix = f"{kind.title()}Job"

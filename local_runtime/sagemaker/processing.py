@@ -89,11 +89,12 @@ class ProcessingJobs(Jobs):
         max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         log_path = work / "processing.log"
         with log_path.open("wb") as log:
-            job.process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+            job.processes = [process]
             try:
-                code = job.process.wait(timeout=max_runtime)
+                code = process.wait(timeout=max_runtime)
             except subprocess.TimeoutExpired:
-                job.process.kill()
+                process.kill()
                 job.status = "Failed"
                 job.failure = f"MaxRuntimeExceeded: processing ran longer than {max_runtime} seconds"
                 return
