@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import cold_start  # noqa: E402
 import cost  # noqa: E402
+import distributed_training  # noqa: E402
 import pipeline_time  # noqa: E402
 import prediction_path  # noqa: E402
 import test_suite_time  # noqa: E402
@@ -56,6 +57,8 @@ def main() -> int:
         results["pipeline"] = pipeline_time.main(stack, args.runs)
         section("3. Prediction path")
         results["prediction"] = prediction_path.main(stack)
+        section("6. Training on one host and on two")
+        results["distributed_training"] = distributed_training.main(stack)
     section("2. Lambda cold start and size")
     results["lambda"] = cold_start.main()
     section("4. Cost on AWS, on paper")

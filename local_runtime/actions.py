@@ -140,3 +140,45 @@ def smoke_run(
         arn, view.status, output.get("outcome", ""), output.get("reason", "") or view.error or "",
         output.get("modelCode", ""),
     )  # fmt: skip
+
+
+def training_job_request(
+    stack: Any, name: str, data_uri: str, hosts: int, hyperparameters: dict[str, str]
+) -> dict[str, Any]:
+    """A CreateTrainingJob request as the workflow makes one (the stack's role, image, metrics and code) for
+    prepared data at ``data_uri`` (``train/`` sharded across the hosts, ``validation/`` and ``schema/`` on all)."""
+    definition = json.loads(
+        stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"]
+    )
+    algorithm = definition["States"]["Train candidate model"]["Parameters"]["AlgorithmSpecification"]
+    channels = [
+        ("train", "ShardedByS3Key"),
+        ("validation", "FullyReplicated"),
+        ("schema", "FullyReplicated"),
+    ]
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": algorithm,  # the image, the input mode and the metrics the workflow reads
+        "RoleArn": stack.role_arn("TrainingRole"),
+        "HyperParameters": {
+            **hyperparameters,
+            "sagemaker_program": "train.py",
+            "sagemaker_submit_directory": stack.template.attributes["ModelCode"]["Uri"],
+        },
+        "InputDataConfig": [
+            {
+                "ChannelName": channel,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"{data_uri}{channel}/",
+                        "S3DataDistributionType": distribution,
+                    }
+                },
+            }
+            for channel, distribution in channels
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"{data_uri.rstrip('/').removesuffix('/data')}/model/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": hosts, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+    }

@@ -407,7 +407,7 @@ class LocalDeployment:
                 documents.append(declared[arn])
                 if arn.startswith(f"arn:aws:iam::{ACCOUNT}:"):
                     iam.attach_role_policy(RoleName=name, PolicyArn=arn)
-            self.access.add_role(self._role_arn(logical_id), documents, props["AssumeRolePolicyDocument"])
+            self.access.add_role(self.role_arn(logical_id), documents, props["AssumeRolePolicyDocument"])
 
     def _managed_policies(self) -> dict[str, tuple[dict[str, Any], list[str]]]:
         """The template's own managed policies, created in moto's IAM: ARN -> (document, roles it names)."""
@@ -426,7 +426,8 @@ class LocalDeployment:
             policies[arn] = (document, props.get("Roles", []))
         return policies
 
-    def _role_arn(self, logical_id: str) -> str:
+    def role_arn(self, logical_id: str) -> str:
+        """The ARN of one of the template's roles, by logical id."""
         assert self.template
         return f"arn:aws:iam::{ACCOUNT}:role/{self.template.physical_ids[logical_id]}"
 
@@ -442,7 +443,7 @@ class LocalDeployment:
         """A function's or state machine's role: the one it names, or the one SAM generates for it."""
         assert self.template
         declared = self.template.properties(logical_id).get("Role")
-        return declared or self._role_arn(f"{logical_id}Role")
+        return declared or self.role_arn(f"{logical_id}Role")
 
     def _bucket(self, logical_id: str) -> None:
         assert self.template
@@ -731,7 +732,7 @@ class LocalDeployment:
         self.state_machine_role = role
         for event_name, event in template.resources[logical_id].get("Properties", {}).get("Events", {}).items():
             event_props = template.resolve(event.get("Properties", {}))
-            event_role = event_props.get("RoleArn") or self._role_arn(f"{logical_id}{event_name}Role")
+            event_role = event_props.get("RoleArn") or self.role_arn(f"{logical_id}{event_name}Role")
             if event["Type"] == "EventBridgeRule":
                 self._rule(
                     f"{self.stack_name}-{event_name}",

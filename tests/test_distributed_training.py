@@ -23,7 +23,6 @@ from asl import ROOT
 from local_runtime import actions, s3files
 from local_runtime.sagemaker.training import shard, unmet_requirements
 from local_runtime.stack import LocalDeployment
-from local_runtime.template import ACCOUNT
 
 # How far the two-host model's validation accuracy may fall from one host's on the same rows. XGBoost's
 # collective sums the hosts' gradient histograms, so the trees match up to the quantile sketch, which
@@ -126,42 +125,6 @@ def test_two_hosts_are_as_accurate_as_one_on_the_same_rows(stack, deployed_run, 
     assert abs(two - single["validation_accuracy"]) <= ACCURACY_TOLERANCE, (two, single["validation_accuracy"])
 
 
-def _training_request(stack, name: str, data_uri: str) -> dict:
-    training_role = stack.template.physical_ids["TrainingRole"]
-    return {
-        "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": _model_image(stack), "TrainingInputMode": "File"},
-        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{training_role}",
-        "HyperParameters": {
-            "model": "xgboost",
-            "sagemaker_program": "train.py",
-            "sagemaker_submit_directory": stack.template.attributes["ModelCode"]["Uri"],
-        },
-        "InputDataConfig": [
-            {
-                "ChannelName": channel,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": f"{data_uri}{channel}/",
-                        "S3DataDistributionType": "ShardedByS3Key" if channel == "train" else "FullyReplicated",
-                    }
-                },
-            }
-            for channel in ("train", "validation", "schema")
-        ],
-        "OutputDataConfig": {"S3OutputPath": f"{data_uri.rsplit('/data/', 1)[0]}/model/"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 10},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
-    }
-
-
-def _model_image(stack) -> str:
-    machine = stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)
-    definition = json.loads(machine["definition"])
-    return definition["States"]["Train candidate model"]["Parameters"]["AlgorithmSpecification"]["TrainingImage"]
-
-
 def test_a_host_that_fails_fails_the_job_with_that_hosts_reason(stack, deployed_run) -> None:
     prepared = deployed_run["prepared"]
     s3 = stack.client("s3")
@@ -176,7 +139,8 @@ def test_a_host_that_fails_fails_the_job_with_that_hosts_reason(stack, deployed_
     s3.put_object(Bucket=bucket, Key="runs/broken-shard/data/train/part-0.csv", Body=b"0,5.1,3.5,1.4,0.2\n")
     s3.put_object(Bucket=bucket, Key="runs/broken-shard/data/train/part-1.csv", Body=b"1,seven,3.2,4.7,1.4\n")
     sagemaker = stack.client("sagemaker")
-    sagemaker.create_training_job(**_training_request(stack, "broken-shard", broken))
+    request = actions.training_job_request(stack, "broken-shard", broken, hosts=2, hyperparameters={"model": "xgboost"})
+    sagemaker.create_training_job(**request)
     started = time.monotonic()
     while (job := sagemaker.describe_training_job(TrainingJobName="broken-shard"))["TrainingJobStatus"] == "InProgress":
         assert time.monotonic() - started < 120, "the job did not end"
