@@ -108,9 +108,10 @@ def test_the_smoke_step_ends_not_promoted_on_the_local_stack_and_a_redeploy_of_u
         assert stack.update_custom_resource("ModelCode")["Uri"] == published
         # The artifacts bucket keeps versions: a second write of the same key would show as a second one.
         versions = s3.list_object_versions(Bucket=bucket, Prefix=key.removesuffix(".tar.gz"))["Versions"]
-        assert len(versions) == 4 and {v["Key"] for v in versions} == {
+        published_files = ("evaluate.py", "inference.py", "requirements.txt", "train.py")
+        assert len(versions) == 5 and {v["Key"] for v in versions} == {
             key,
-            *(f"{key.removesuffix('.tar.gz')}/{name}" for name in ("evaluate.py", "inference.py", "train.py")),
+            *(f"{key.removesuffix('.tar.gz')}/{name}" for name in published_files),
         }
 
 
