@@ -150,7 +150,7 @@ def training_job_request(
     definition = json.loads(
         stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"]
     )
-    algorithm = definition["States"]["Train candidate model"]["Parameters"]["AlgorithmSpecification"]
+    algorithm = definition["States"]["Train candidate model"]["Arguments"]["AlgorithmSpecification"]
     channels = [
         ("train", "ShardedByS3Key"),
         ("validation", "FullyReplicated"),

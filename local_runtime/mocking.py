@@ -74,12 +74,20 @@ class MockConfig:
                     f"{machine}#{case}: {name!r} is a {state['Type']} state; only Task states are mocked"
                 )
             state["Resource"] = f"arn:aws:lambda:us-east-1:123456789012:function:{PROVIDER}"
-            state["Parameters"] = {
-                "machine": machine,
-                "testCase": case,
-                "state.$": "$$.State.Name",
-                "executionArn.$": "$$.Execution.Id",
-            }
+            if state.get("QueryLanguage", definition.get("QueryLanguage")) == "JSONata":
+                state["Arguments"] = {
+                    "machine": machine,
+                    "testCase": case,
+                    "state": "{% $states.context.State.Name %}",
+                    "executionArn": "{% $states.context.Execution.Id %}",
+                }
+            else:
+                state["Parameters"] = {
+                    "machine": machine,
+                    "testCase": case,
+                    "state.$": "$$.State.Name",
+                    "executionArn.$": "$$.Execution.Id",
+                }
         return copy
 
     def answer(self, request: dict[str, Any], caller: Any = None) -> Any:

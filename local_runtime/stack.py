@@ -74,19 +74,27 @@ def provider_for(resource: str) -> str | None:
     return None
 
 
-def as_provider_task(state: dict[str, Any], provider: str) -> None:
+def as_provider_task(state: dict[str, Any], provider: str, jsonata: bool) -> None:
     """Turns a Task into a callback to a local provider, which answers through SendTaskSuccess/Failure.
 
     A callback, rather than a plain Lambda task, lets the provider fail with exactly the Error and Cause the
     real integration gives; moto's engine would wrap a Lambda error in the function's error payload.
     """
-    parameters = state.pop("Parameters", None)
-    request = {"request.$": "$"} if parameters is None else {"request": parameters}
     state["Resource"] = "arn:aws:states:::lambda:invoke.waitForTaskToken"
-    state["Parameters"] = {
-        "FunctionName": provider,
-        "Payload": {**request, "taskToken.$": "$$.Task.Token"},
-    }
+    if jsonata:
+        arguments = state.pop("Arguments", None)
+        request = "{% $states.input %}" if arguments is None else arguments
+        payload = {"request": request, "taskToken": "{% $states.context.Task.Token %}"}
+        state["Arguments"] = {"FunctionName": provider, "Payload": payload}
+        return
+    parameters = state.pop("Parameters", None)
+    wrapped = {"request.$": "$"} if parameters is None else {"request": parameters}
+    state["Parameters"] = {"FunctionName": provider, "Payload": {**wrapped, "taskToken.$": "$$.Task.Token"}}
+
+
+def query_language(node: dict[str, Any], inherited: str) -> str:
+    """A state's query language: its own QueryLanguage, else its machine's (JSONPath by default)."""
+    return node.get("QueryLanguage", inherited)
 
 
 RESPONSES_BUCKET = "cloudformation-custom-resource-response-useast1"
@@ -808,18 +816,19 @@ class LocalDeployment:
         self._map_resources(document)
         return json.dumps(document)
 
-    def _map_resources(self, node: Any) -> None:
+    def _map_resources(self, node: Any, language: str = "JSONPath") -> None:
         if isinstance(node, dict):
+            language = query_language(node, language)
             resource = node.get("Resource")
             if node.get("Type") == "Task" and isinstance(resource, str):
                 provider = provider_for(resource) or (resource if self.lambdas.is_provider(resource) else None)
                 if provider:
-                    as_provider_task(node, provider)
+                    as_provider_task(node, provider, jsonata=language == "JSONata")
             for value in node.values():
-                self._map_resources(value)
+                self._map_resources(value, language)
         elif isinstance(node, list):
             for value in node:
-                self._map_resources(value)
+                self._map_resources(value, language)
 
     def test_case_machine(self, arn_with_case: str) -> str:
         """The machine that runs a mock-config test case: a copy whose mocked states answer from the file."""

@@ -22,7 +22,7 @@ FAILURE_TAIL = [
     "Run failed",
 ]
 # A refused execution input holds no claims: it goes straight to the explanation and the notification.
-INPUT_REFUSED = ["Check run input", "Keep the input error", *FAILURE_TAIL[2:]]
+INPUT_REFUSED = ["Check run input", *FAILURE_TAIL[2:]]
 
 
 def upload(stack: LocalDeployment, key: str, body: str) -> str:
@@ -59,7 +59,7 @@ def finish(stack: LocalDeployment, execution_arn: str, timeout: float = 300) -> 
     return view
 
 
-STATUS_LOOP = ["Wait for endpoint", "Check endpoint status", "Count status check", "Is the endpoint live?"]
+STATUS_LOOP = ["Wait for endpoint", "Check endpoint status", "Is the endpoint live?"]
 
 
 def path(view: ExecutionView) -> list[str]:

@@ -83,7 +83,7 @@ def test_an_instance_endpoint_is_updated_blue_green(stack) -> None:
     names = pipeline.path(view)
     assert names[names.index("Choose update strategy") + 1 : names.index("Choose update strategy") + 3] == [
         "Update endpoint (blue/green)",
-        "Start status checks",
+        "Wait for endpoint",
     ]
 
 

@@ -187,27 +187,26 @@ def test_describe_state_machine_returns_the_definition_as_created(stack) -> None
 def test_sagemaker_task_errors_carry_the_names_step_functions_gives_them(stack) -> None:
     sfn = stack.client("stepfunctions")
     deployed = json.loads(sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"])
-    create_model = deployed["States"]["Create scoring model"]["Parameters"]
+    create_model = deployed["States"]["Create scoring model"]["Arguments"]
     create_model = {**create_model, "ModelName": "mlops-error-names", "Tags": []}
-    create_model.pop("ModelName.$")
     create_model["PrimaryContainer"] = {**create_model["PrimaryContainer"], "ModelDataUrl": "s3://nowhere/model.tar.gz"}
-    create_model["PrimaryContainer"].pop("ModelDataUrl.$")
-    task = {"Type": "Task", "ResultPath": None, "Resource": "arn:aws:states:::sagemaker:createModel"}
+    task = {"Type": "Task", "Resource": "arn:aws:states:::sagemaker:createModel"}
     definition = {
+        "QueryLanguage": "JSONata",
         "StartAt": "Look up missing endpoint",
         "States": {
             "Look up missing endpoint": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
-                "Parameters": {"EndpointName": "mlops-endpoint"},
+                "Arguments": {"EndpointName": "mlops-endpoint"},
                 "Retry": [{"ErrorEquals": ["SageMaker.ThrottlingException"], "MaxAttempts": 2}],
-                "Catch": [{"ErrorEquals": ["SageMaker.ValidationException"], "ResultPath": None, "Next": "Create"}],
+                "Catch": [{"ErrorEquals": ["SageMaker.ValidationException"], "Next": "Create"}],
                 "End": True,
             },
-            "Create": {**task, "Parameters": create_model, "Next": "Create again"},
+            "Create": {**task, "Arguments": create_model, "Next": "Create again"},
             "Create again": {
                 **task,
-                "Parameters": create_model,
+                "Arguments": create_model,
                 "Catch": [{"ErrorEquals": ["SageMaker.AmazonSageMakerException"], "Next": "Done"}],
                 "End": True,
             },

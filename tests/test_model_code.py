@@ -53,7 +53,7 @@ def _run(channels: dict[str, Path], model_dir: Path, *hyperparameters: str) -> s
 
 def _metric_definitions() -> list[dict[str, str]]:
     train = load_definition()["States"]["Train candidate model"]
-    return train["Parameters"]["AlgorithmSpecification"]["MetricDefinitions"]
+    return train["Arguments"]["AlgorithmSpecification"]["MetricDefinitions"]
 
 
 def _metrics(stdout: str) -> dict[str, float]:

@@ -28,8 +28,7 @@ REVIEW = ["Create scoring model", "Score test set", "Wait for approval"]
 TO_REVIEW = [*HEAD, *REVIEW]
 APPROVED = ["Does the approval name its record?", "Confirm the recorded approval"]
 TO_DEPLOY = [*APPROVED, "Create serving model", "Create endpoint config", "Look up live endpoint"]
-STATUS_LOOP = ["Start status checks", "Wait for endpoint", "Check endpoint status", "Count status check",
-               "Is the endpoint live?"]  # fmt: skip
+STATUS_LOOP = ["Wait for endpoint", "Check endpoint status", "Is the endpoint live?"]
 SUCCESS_TAIL = ["Release pipeline lock", "Notify outcome", "Report outcome", "Run finished"]
 FAILURE_TAIL = pipeline.FAILURE_TAIL
 SAMPLE = "6.3,3.3,6.0,2.5\n5.1,3.5,1.4,0.2"

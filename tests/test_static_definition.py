@@ -172,14 +172,15 @@ def test_every_callback_task_has_a_timeout(definition) -> None:
 
 
 def test_job_and_resource_names_are_never_constants(definition) -> None:
-    name_fields = ("TrainingJobName", "TransformJobName", "ModelName", "EndpointConfigName")
+    name_fields = ("TrainingJobName", "TransformJobName", "ProcessingJobName", "ModelName", "EndpointConfigName")
     for name, task in _tasks(definition).items():
-        parameters = task.get("Parameters", {})
+        arguments = task.get("Arguments", {})
         for field in name_fields:
-            assert field not in parameters, f"{name}: {field} is a constant; use {field}.$"
-        for field in ("TrainingJobName.$", "TransformJobName.$"):
-            if field in parameters:
-                assert "States.UUID()" in parameters[field], f"{name}: a Retry needs a fresh name per attempt"
+            if field in arguments:
+                assert arguments[field].startswith("{%"), f"{name}: {field} is a constant; name it from the run"
+        for field in ("TrainingJobName", "TransformJobName", "ProcessingJobName"):
+            if field in arguments:
+                assert "$uuid()" in arguments[field], f"{name}: a Retry needs a fresh name per attempt"
 
 
 def test_retry_policies_are_well_formed(definition) -> None:
