@@ -10,23 +10,32 @@ moto calls the hook with one string: the state's expression wrapped in a block t
 its own stand-ins for AWS's functions, then ``$states`` and every workflow variable as literals,
 ``($partition:=function(...){...};$states:={...};$var:=...;<expression>)``.
 
+jsonata-python (0.7.1) is a port of JSONata 2.0.6, the version AWS implements; where its built-ins give
+other results or uncoded errors, the JavaScript originals are ported here (bench/jsonata_conformance.py
+measures the whole against JSONata's own test suite).
+
     from local_runtime.jsonata_engine import evaluate
     evaluate("$hash('abc', 'SHA-256')")
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import random
+import re
 import sys
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
 from jsonata import Jsonata
+from jsonata.constants import Constants
+from jsonata.functions import Functions
 from jsonata.jexception import JException
+from jsonata.signature import Signature
 from jsonata.utils import Utils
 from moto.stepfunctions.parser.api import EvaluationFailedEventDetails, HistoryEventType
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -122,6 +131,114 @@ def _no_eval(*_: Any) -> None:
     _fail("$eval is not available in Step Functions; use $parse")
 
 
+# jsonata-python (0.7.1) against JSONata 2.0.6, which AWS implements: where a built-in gives another result,
+# or lets a bare Python error out where JSONata raises its coded error, the JavaScript original, ported.
+def _number(value: Any) -> float | None:
+    if value is None:  # undefined in, undefined out, as with JSONata's own functions
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([Ee][-+]?[0-9]+)?", value) and math.isfinite(float(value)):
+            return float(value)
+        if re.match(r"^(0[xX][0-9A-Fa-f]+)|(0[oO][0-7]+)|(0[bB][0-1]+)$", value):
+            with contextlib.suppress(ValueError):
+                return int(value, 0)
+    raise JException("D3030", -1, value)
+
+
+def _sort(array: list[Any] | None, comparator: Any = None) -> list[Any] | None:
+    """JSONata's merge sort: the comparator says whether a goes after b; jsonata-python hands it to Python's
+    sort as -1 or 1, never 0, which reorders equal items."""
+    if array is None:
+        return None
+    if comparator is None:
+        if not (Utils.is_array_of_numbers(array) or Utils.is_array_of_strings(array)):
+            raise JException("D3070", -1)
+        return sorted(array)
+
+    def merge_sort(items: list[Any]) -> list[Any]:
+        if len(items) <= 1:
+            return items
+        left, right = merge_sort(items[: len(items) // 2]), merge_sort(items[len(items) // 2 :])
+        merged, i, j = [], 0, 0
+        while i < len(left) and j < len(right):
+            after = Functions.func_apply(comparator, [left[i], right[j]])
+            if after in (None, False, 0, "", Utils.NULL_VALUE):  # JavaScript's falsy values
+                merged.append(left[i])
+                i += 1
+            else:
+                merged.append(right[j])
+                j += 1
+        return merged + left[i:] + right[j:]
+
+    return merge_sort(list(array))
+
+
+def _power(base: float | None, exponent: float) -> float | None:
+    if base is None:
+        return None
+    try:
+        result = float(base) ** float(exponent)
+    except (OverflowError, ZeroDivisionError):
+        result = math.inf
+    if isinstance(result, complex) or not math.isfinite(result):
+        raise JException("D3061", -1, base, exponent)
+    return result
+
+
+_symbol_of = Signature.get_symbol
+
+
+def _symbol_with_null(self: Signature, value: Any) -> str:
+    return "l" if value is Utils.NULL_VALUE else _symbol_of(self, value)
+
+
+# jsonata-python's signature checks take null for a missing argument, so $split('a,b', ',', null) goes on
+# where JSONata fails it with T0410: in JSONata's signatures null is a type of its own, "l".
+Signature.get_symbol = _symbol_with_null  # type: ignore[method-assign]
+
+
+def _native(name: str) -> Any:
+    return Jsonata.static_frame.lookup(name)
+
+
+def _coded(name: str, code: str, *errors: type[Exception]) -> Callable[..., Any]:
+    """jsonata-python's own $name, with the Python errors it lets out raised as JSONata's ``code``."""
+
+    def call(*args: Any) -> Any:
+        try:
+            return _native(name).call(None, list(args))
+        except errors as error:
+            raise JException(code, -1, name, args[0] if args else None) from error
+
+    return call
+
+
+# JSONata's test for the ISO 8601 timestamps $toMillis reads without a picture; Python's parser also
+# takes "2018-02-03 11:15:33", which Step Functions refuses.
+_ISO_8601: Final = re.compile(r"\d{4}(-[01]\d)*(-[0-3]\d)*(T[0-2]\d:[0-5]\d:[0-5]\d)*(\.\d+)?([+-][0-2]\d:?[0-5]\d|Z)?")
+
+
+def _to_millis(timestamp: str | None, picture: str | None = None) -> Any:
+    if timestamp is not None and picture is None and not _ISO_8601.fullmatch(timestamp):
+        raise JException("D3110", -1, timestamp)
+    return _native("toMillis").call(None, [timestamp, picture])
+
+
+def _replace(text: str | None, pattern: Any, replacement: Any, limit: float | None = None) -> Any:
+    """jsonata-python hands a replacement function the whole match as groups[0]; JSONata's groups are the
+    captures only."""
+    if Utils.is_function(replacement) or Functions.is_lambda(replacement):
+        function = replacement
+        replacement = Jsonata.JLambda(
+            lambda match: Functions.func_apply(function, [{**match, "groups": match["groups"][1:]}])
+        )
+    return _native("replace").call(None, [text, pattern, replacement, limit])
+
+
 # Name -> (implementation, JSONata signature); the signature gives AWS's functions JSONata's own
 # argument checks (T0410 and friends) and turns a single value into an array where one is expected.
 FUNCTIONS: Final[dict[str, tuple[Callable[..., Any], str]]] = {
@@ -132,6 +249,32 @@ FUNCTIONS: Final[dict[str, tuple[Callable[..., Any], str]]] = {
     "uuid": (_uuid, "<:s>"),
     "parse": (_parse, "<s:x>"),
     "eval": (_no_eval, "<xx?:x>"),  # AWS: "$eval is not supported in Step Functions workflows"
+    # jsonata-python's built-ins, put right (signatures as jsonata-python declares them)
+    "number": (_number, "<(nsb)-:n>"),
+    "sort": (_sort, "<af?:a>"),
+    "power": (_power, "<n-n:n>"),
+    "encodeUrl": (_coded("encodeUrl", "D3140", UnicodeError), "<s-:s>"),
+    "encodeUrlComponent": (_coded("encodeUrlComponent", "D3140", UnicodeError), "<s-:s>"),
+    "decodeUrl": (_coded("decodeUrl", "D3140", UnicodeError), "<s-:s>"),
+    "decodeUrlComponent": (_coded("decodeUrlComponent", "D3140", UnicodeError), "<s-:s>"),
+    "toMillis": (_to_millis, "<s-s?:n>"),
+    "replace": (_replace, "<s-(sf)(sf)n?:s>"),
+}
+
+# Errors of JSONata's catalogue that jsonata-python raises without their code, as a RuntimeError with its
+# own message constant or as a JException whose code is the message; the code they have in JSONata.
+_UNCODED: Final = {
+    Constants.ERR_MSG_SEQUENCE_UNSUPPORTED: "D3130",
+    Constants.ERR_MSG_DIFF_DECIMAL_GROUP: "D3131",
+    Constants.ERR_MSG_UNKNOWN_COMPONENT_SPECIFIER: "D3132",
+    Constants.ERR_MSG_INVALID_NAME_MODIFIER: "D3133",
+    Constants.ERR_MSG_TIMEZONE_FORMAT: "D3134",
+    Constants.ERR_MSG_NO_CLOSING_BRACKET: "D3135",
+    Constants.ERR_MSG_MISSING_FORMAT: "D3136",
+    "Type parameters can only be applied to functions and arrays": "S0401",
+    "Choice groups containing parameterized types are not supported": "S0402",
+    "Second argument of replace function cannot be an empty string": "D3010",
+    "Fourth argument of replace function must evaluate to a positive number": "D3011",
 }
 
 
@@ -186,11 +329,12 @@ def evaluate(
     except JSONataError:
         raise
     except JException as error:
-        raise JSONataError(error.error, str(error)) from error
+        code = _UNCODED.get(error.error, error.error)
+        raise JSONataError(code, str(error) if code == error.error else error.error) from error
     except RecursionError as error:
         raise JSONataError("D1011", "the expression recursed too deeply") from error
     except Exception as error:  # anything else jsonata-python raises is still this expression failing
-        raise JSONataError(None, f"{type(error).__name__}: {error}") from error
+        raise JSONataError(_UNCODED.get(str(error)), f"{type(error).__name__}: {error}") from error
     return UNDEFINED if result is None else _to_json(result)
 
 

@@ -263,3 +263,37 @@ def test_parse_reads_json_strings(aws) -> None:
         },
         {"body": json.dumps(payload)},
     ) == {"parsed": payload, "auc": 0.93, "null": None}
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # JSONata's sort keeps items the comparator does not order where they were
+        (
+            "$sort([[2, 'a'], [1, 'b'], [2, 'c'], [1, 'd']], function($x, $y) { $x[0] > $y[0] }).$[1]",
+            ["b", "d", "a", "c"],
+        ),
+        ("$number('0x1F') + $number('1e3')", 1031),
+        ("$replace('68F and 5F', /(\\d+)F/, function($m) { $m.groups[0] & 'C' })", "68C and 5C"),
+        ("$toMillis('2018-02-03T11:15:33Z')", 1517656533000),
+    ],
+)
+def test_built_ins_give_what_jsonata_gives(expression: str, expected: Any) -> None:
+    assert jsonata_engine.evaluate(expression) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "code"),
+    [
+        ("$number('ten')", "D3030"),
+        ("$split('a,b', ',', null)", "T0410"),  # null is no number
+        ("$toMillis('2018-02-03 11:15:33')", "D3110"),  # no ISO 8601 timestamp: AWS refuses it too
+        ("$power(-2, 0.5)", "D3061"),
+        ("$decodeUrl('%E0%A4%A')", "D3140"),
+        ("$fromMillis(0, '[YN]')", "D3133"),
+    ],
+)
+def test_built_ins_fail_with_jsonata_codes(expression: str, code: str) -> None:
+    with pytest.raises(jsonata_engine.JSONataError) as failure:
+        jsonata_engine.evaluate(expression)
+    assert failure.value.code == code
