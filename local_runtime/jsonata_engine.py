@@ -422,5 +422,9 @@ def install() -> None:
 
 
 def installed() -> bool:
-    """Whether moto's hook is ours (the guard test checks that moto still calls it)."""
-    return moto_jsonata._eval_jsonata is _moto_hook
+    """Whether moto's hook, Condition check and variable encoding are ours."""
+    return (
+        moto_jsonata._eval_jsonata is _moto_hook
+        and ConditionStringJSONata._eval_body is _condition_eval_body
+        and variable_store.encode_jsonata_variable_declarations is _variable_declarations
+    )

@@ -60,6 +60,8 @@ def test_moto_still_calls_our_hook() -> None:
         r"^moto\[?.*?\]?==([\w.]+)", (Path(__file__).parent.parent / "requirements-dev.txt").read_text(), re.M
     )
     assert pinned is not None and metadata.version("moto") == pinned.group(1) == "5.2.5"
+    # The engine ports around jsonata-python 0.7.1's departures from JSONata 2.0.6.
+    assert metadata.version("jsonata-python") == "0.7.1"
     assert hasattr(moto_jsonata, "_eval_jsonata"), "moto renamed its JSONata hook"
     jsonata_engine.install()
     jsonata_engine.install()  # idempotent
