@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import cold_start  # noqa: E402
 import cost  # noqa: E402
 import distributed_training  # noqa: E402
+import jsonata_conformance  # noqa: E402
 import pipeline_time  # noqa: E402
 import prediction_path  # noqa: E402
 import test_suite_time  # noqa: E402
@@ -75,6 +76,8 @@ def main() -> int:
     if not args.skip_tests:
         section("5. Test suite time")
         results["tests"] = test_suite_time.main()
+    section("7. JSONata conformance")
+    results["jsonata"] = jsonata_conformance.main([])
     out = ROOT / "bench" / "results" / "latest.json"
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     say(f"\nFigures written to {out.relative_to(ROOT)}")

@@ -38,6 +38,7 @@ from local_runtime.cloudformation import StackDescription
 from local_runtime.cognito import HostedSignIn
 from local_runtime.gateway import Gateway
 from local_runtime.glue import LocalGlue
+from local_runtime.jsonata_engine import install as install_jsonata
 from local_runtime.lambdas import LambdaRuntime, LocalFunction, install_credential_hook
 from local_runtime.mocking import PROVIDER as MOCK_PROVIDER
 from local_runtime.mocking import MockConfig, MockConfigError
@@ -228,6 +229,7 @@ class LocalDeployment:
             json={"stepfunctions": {"execute_state_machine": True}},
             timeout=10,
         ).raise_for_status()
+        install_jsonata()  # JSONata states run in moto's in-process ASL engine
         self.deploy()
         threading.Thread(target=self._deliver_rule_events, daemon=True, name="eventbridge-delivery").start()
         return self

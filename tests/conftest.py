@@ -52,6 +52,8 @@ def aws(monkeypatch) -> Iterator[None]:
     """moto for every AWS call in the test, with Step Functions executing definitions."""
     from moto import mock_aws
 
+    from local_runtime.jsonata_engine import install as install_jsonata
+
     for name, value in {
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,  # Lambda's runtime always sets it
@@ -63,6 +65,7 @@ def aws(monkeypatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    install_jsonata()  # moto's ASL engine evaluates JSONata through our hook
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield
 

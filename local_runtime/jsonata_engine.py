@@ -1,0 +1,430 @@
+"""JSONata for the local Step Functions engine: jsonata-python behind moto's evaluator hook.
+
+moto 5.2.5 interprets ASL itself but evaluates every JSONata expression through one module-level
+hook, ``moto.stepfunctions.parser.asl.jsonata.jsonata._eval_jsonata``, which it ships empty (the
+LocalStack code it comes from fills it with a JVM). ``install()`` fills it with ``evaluate``:
+jsonata-python plus the functions AWS adds to JSONata ($partition, $range, $hash, $random, $uuid,
+$parse), with failures raised as AWS's ``States.QueryEvaluationError`` so Retry and Catch match it.
+
+moto calls the hook with one string: the state's expression wrapped in a block that first declares
+its own stand-ins for AWS's functions, then ``$states`` and every workflow variable as literals,
+``($partition:=function(...){...};$states:={...};$var:=...;<expression>)``.
+
+jsonata-python (0.7.1) is a port of JSONata 2.0.6, the version AWS implements; where its built-ins give
+other results or uncoded errors, the JavaScript originals are ported here (bench/jsonata_conformance.py
+measures the whole against JSONata's own test suite).
+
+    from local_runtime.jsonata_engine import evaluate
+    evaluate("$hash('abc', 'SHA-256')")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import random
+import re
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Final, NoReturn
+
+from jsonata import Jsonata
+from jsonata.constants import Constants
+from jsonata.functions import Functions
+from jsonata.jexception import JException
+from jsonata.signature import Signature
+from jsonata.utils import Utils
+from moto.stepfunctions.parser.api import EvaluationFailedEventDetails, HistoryEventType
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.intrinsic import jsonata as moto_functions
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison import ConditionStringJSONata
+from moto.stepfunctions.parser.asl.eval import variable_store
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+
+class Undefined:
+    """What an expression that selects nothing gives: JSON has no value for it, unlike null."""
+
+    def __repr__(self) -> str:
+        return "UNDEFINED"
+
+
+UNDEFINED: Final = Undefined()
+
+
+class JSONataError(Exception):
+    """An evaluation that fails; AWS reports it as States.QueryEvaluationError.
+
+    ``code`` is JSONata's error code (T2001, D3030, S0201, ...) where the failure has one.
+    """
+
+    def __init__(self, code: str | None, message: str) -> None:
+        super().__init__(f"{code}: {message}" if code else message)
+        self.code = code
+
+
+def _fail(message: str) -> NoReturn:
+    raise JSONataError(None, message)
+
+
+# AWS's functions. AWS: "Built-in JSONata functions that require integer values as parameters will
+# automatically round down any non-integer numbers provided", hence the floors.
+def _partition(array: list[Any], size: float) -> list[list[Any]]:
+    size = math.floor(size)
+    if size < 1:
+        _fail(f"$partition: the chunk size must be a positive integer, got {size}")
+    return [list(array[start : start + size]) for start in range(0, len(array), size)]
+
+
+def _range(start: float, end: float, step: float) -> list[int]:
+    start, end, step = math.floor(start), math.floor(end), math.floor(step)
+    if step == 0:
+        _fail("$range: the step must not be 0")
+    # "...until the end value is reached or exceeded": the end itself is in the array.
+    values = list(range(start, end + (1 if step > 0 else -1), step))
+    # $range is AWS's JSONata form of States.ArrayRange, whose arrays hold at most 1000 items.
+    if len(values) > 1000:
+        _fail(f"$range: arrays cannot hold more than 1000 items, this one would hold {len(values)}")
+    return values
+
+
+_HASHES: Final = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
+
+
+def _hash(data: str, algorithm: str) -> str:
+    if algorithm not in _HASHES:
+        _fail(f"$hash: the algorithm must be one of {', '.join(_HASHES)}, got '{algorithm}'")
+    return hashlib.new(_HASHES[algorithm], data.encode()).hexdigest()
+
+
+def _random(seed: float | None = None) -> float:
+    # Overloads JSONata's own $random, which takes no seed; the same seed gives the same number.
+    if seed is None:
+        return random.random()  # noqa: S311 - AWS's $random is no cryptographic generator either
+    return random.Random(math.floor(seed)).random()  # noqa: S311
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _parse(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        _fail(f"$parse: the argument is not a JSON string: {error}")
+    return _to_jsonata(value)
+
+
+def _no_eval(*_: Any) -> None:
+    _fail("$eval is not available in Step Functions; use $parse")
+
+
+# jsonata-python (0.7.1) against JSONata 2.0.6, which AWS implements: where a built-in gives another result,
+# or lets a bare Python error out where JSONata raises its coded error, the JavaScript original, ported.
+def _number(value: Any) -> float | None:
+    if value is None:  # undefined in, undefined out, as with JSONata's own functions
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([Ee][-+]?[0-9]+)?", value) and math.isfinite(float(value)):
+            return float(value)
+        if re.match(r"^(0[xX][0-9A-Fa-f]+)|(0[oO][0-7]+)|(0[bB][0-1]+)$", value):
+            with contextlib.suppress(ValueError):
+                return int(value, 0)
+    raise JException("D3030", -1, value)
+
+
+def _sort(array: list[Any] | None, comparator: Any = None) -> list[Any] | None:
+    """JSONata's merge sort: the comparator says whether a goes after b; jsonata-python hands it to Python's
+    sort as -1 or 1, never 0, which reorders equal items."""
+    if array is None:
+        return None
+    if comparator is None:
+        if not (Utils.is_array_of_numbers(array) or Utils.is_array_of_strings(array)):
+            raise JException("D3070", -1)
+        return sorted(array)
+
+    def merge_sort(items: list[Any]) -> list[Any]:
+        if len(items) <= 1:
+            return items
+        left, right = merge_sort(items[: len(items) // 2]), merge_sort(items[len(items) // 2 :])
+        merged, i, j = [], 0, 0
+        while i < len(left) and j < len(right):
+            after = Functions.func_apply(comparator, [left[i], right[j]])
+            if after in (None, False, 0, "", Utils.NULL_VALUE):  # JavaScript's falsy values
+                merged.append(left[i])
+                i += 1
+            else:
+                merged.append(right[j])
+                j += 1
+        return merged + left[i:] + right[j:]
+
+    return merge_sort(list(array))
+
+
+def _power(base: float | None, exponent: float) -> float | None:
+    if base is None:
+        return None
+    try:
+        result = float(base) ** float(exponent)
+    except (OverflowError, ZeroDivisionError):
+        result = math.inf
+    if isinstance(result, complex) or not math.isfinite(result):
+        raise JException("D3061", -1, base, exponent)
+    return result
+
+
+_symbol_of = Signature.get_symbol
+
+
+def _symbol_with_null(self: Signature, value: Any) -> str:
+    return "l" if value is Utils.NULL_VALUE else _symbol_of(self, value)
+
+
+# jsonata-python's signature checks take null for a missing argument, so $split('a,b', ',', null) goes on
+# where JSONata fails it with T0410: in JSONata's signatures null is a type of its own, "l".
+Signature.get_symbol = _symbol_with_null  # type: ignore[method-assign]
+
+
+def _native(name: str) -> Any:
+    return Jsonata.static_frame.lookup(name)
+
+
+def _coded(name: str, code: str, *errors: type[Exception]) -> Callable[..., Any]:
+    """jsonata-python's own $name, with the Python errors it lets out raised as JSONata's ``code``."""
+
+    def call(*args: Any) -> Any:
+        try:
+            return _native(name).call(None, list(args))
+        except errors as error:
+            raise JException(code, -1, name, args[0] if args else None) from error
+
+    return call
+
+
+# JSONata's test for the ISO 8601 timestamps $toMillis reads without a picture; Python's parser also
+# takes "2018-02-03 11:15:33", which Step Functions refuses.
+_ISO_8601: Final = re.compile(r"\d{4}(-[01]\d)*(-[0-3]\d)*(T[0-2]\d:[0-5]\d:[0-5]\d)*(\.\d+)?([+-][0-2]\d:?[0-5]\d|Z)?")
+
+
+def _to_millis(timestamp: str | None, picture: str | None = None) -> Any:
+    if timestamp is not None and picture is None and not _ISO_8601.fullmatch(timestamp):
+        raise JException("D3110", -1, timestamp)
+    return _native("toMillis").call(None, [timestamp, picture])
+
+
+def _replace(text: str | None, pattern: Any, replacement: Any, limit: float | None = None) -> Any:
+    """jsonata-python hands a replacement function the whole match as groups[0]; JSONata's groups are the
+    captures only."""
+    if Utils.is_function(replacement) or Functions.is_lambda(replacement):
+        function = replacement
+        replacement = Jsonata.JLambda(
+            lambda match: Functions.func_apply(function, [{**match, "groups": match["groups"][1:]}])
+        )
+    return _native("replace").call(None, [text, pattern, replacement, limit])
+
+
+# Name -> (implementation, JSONata signature); the signature gives AWS's functions JSONata's own
+# argument checks (T0410 and friends) and turns a single value into an array where one is expected.
+FUNCTIONS: Final[dict[str, tuple[Callable[..., Any], str]]] = {
+    "partition": (_partition, "<an:a<a>>"),
+    "range": (_range, "<nnn:a<n>>"),
+    "hash": (_hash, "<ss:s>"),
+    "random": (_random, "<n?:n>"),
+    "uuid": (_uuid, "<:s>"),
+    "parse": (_parse, "<s:x>"),
+    "eval": (_no_eval, "<xx?:x>"),  # AWS: "$eval is not supported in Step Functions workflows"
+    # jsonata-python's built-ins, put right (signatures as jsonata-python declares them)
+    "number": (_number, "<(nsb)-:n>"),
+    "sort": (_sort, "<af?:a>"),
+    "power": (_power, "<n-n:n>"),
+    "encodeUrl": (_coded("encodeUrl", "D3140", UnicodeError), "<s-:s>"),
+    "encodeUrlComponent": (_coded("encodeUrlComponent", "D3140", UnicodeError), "<s-:s>"),
+    "decodeUrl": (_coded("decodeUrl", "D3140", UnicodeError), "<s-:s>"),
+    "decodeUrlComponent": (_coded("decodeUrlComponent", "D3140", UnicodeError), "<s-:s>"),
+    "toMillis": (_to_millis, "<s-s?:n>"),
+    "replace": (_replace, "<s-(sf)(sf)n?:s>"),
+}
+
+# Errors of JSONata's catalogue that jsonata-python raises without their code, as a RuntimeError with its
+# own message constant or as a JException whose code is the message; the code they have in JSONata.
+_UNCODED: Final = {
+    Constants.ERR_MSG_SEQUENCE_UNSUPPORTED: "D3130",
+    Constants.ERR_MSG_DIFF_DECIMAL_GROUP: "D3131",
+    Constants.ERR_MSG_UNKNOWN_COMPONENT_SPECIFIER: "D3132",
+    Constants.ERR_MSG_INVALID_NAME_MODIFIER: "D3133",
+    Constants.ERR_MSG_TIMEZONE_FORMAT: "D3134",
+    Constants.ERR_MSG_NO_CLOSING_BRACKET: "D3135",
+    Constants.ERR_MSG_MISSING_FORMAT: "D3136",
+    "Type parameters can only be applied to functions and arrays": "S0401",
+    "Choice groups containing parameterized types are not supported": "S0402",
+    "Second argument of replace function cannot be an empty string": "D3010",
+    "Fourth argument of replace function must evaluate to a positive number": "D3011",
+}
+
+
+def _to_jsonata(value: Any) -> Any:
+    """JSON from Python to jsonata-python, which reads a bare None as undefined rather than null."""
+    if value is None:
+        return Utils.NULL_VALUE
+    if isinstance(value, dict):
+        return {key: _to_jsonata(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_to_jsonata(item) for item in value]
+    return value
+
+
+def _to_json(value: Any) -> Any:
+    """A result as plain JSON values; a function in it cannot be written as JSON, so it fails like AWS."""
+    if value is Utils.NULL_VALUE or value is None:
+        return None
+    if isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        # JSONata numbers are doubles: 4/2 is 2, written as 2, not 2.0, as JavaScript would.
+        return int(value) if value.is_integer() and abs(value) < 1e21 else value
+    if isinstance(value, dict):
+        return {key: _to_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_to_json(item) for item in value]
+    raise JSONataError(None, "the result is a function, which JSON cannot represent")
+
+
+def evaluate(
+    expression: str,
+    data: Any = UNDEFINED,
+    bindings: Mapping[str, Any] | None = None,
+    *,
+    timeout_ms: int | None = None,
+    max_depth: int | None = None,
+) -> Any:
+    """``expression`` evaluated on ``data`` (JSON), with AWS's functions and ``bindings`` as $variables.
+
+    Returns JSON values, or UNDEFINED when the expression selects nothing; raises JSONataError.
+    """
+    try:
+        compiled = Jsonata(expression, timeout=timeout_ms, stack=max_depth)
+        for name, (function, signature) in FUNCTIONS.items():
+            compiled.register_function(name, Jsonata.JFunction(Jsonata.JLambda(function), signature))
+        compiled.set_output_convert_nulls(False)  # keep JSON null apart from undefined
+        result = compiled.evaluate(
+            None if data is UNDEFINED else _to_jsonata(data),
+            {name: _to_jsonata(value) for name, value in (bindings or {}).items()},
+        )
+    except JSONataError:
+        raise
+    except JException as error:
+        code = _UNCODED.get(error.error, error.error)
+        raise JSONataError(code, str(error) if code == error.error else error.error) from error
+    except RecursionError as error:
+        raise JSONataError("D1011", "the expression recursed too deeply") from error
+    except Exception as error:  # anything else jsonata-python raises is still this expression failing
+        raise JSONataError(_UNCODED.get(str(error)), f"{type(error).__name__}: {error}") from error
+    return UNDEFINED if result is None else _to_json(result)
+
+
+# ----------------------------------------------------------------------------------------- moto
+# moto's stand-ins for AWS's functions ($hash and $uuid only return "not supported" strings), which
+# it declares inside the block and so would shadow ours: taken out of the text before evaluating.
+_MOTO_STAND_INS: Final = tuple(moto_functions._DECLARATION_BY_VARIABLE_REFERENCE.values())
+
+
+def _moto_hook(expression: str) -> Any:
+    for stand_in in _MOTO_STAND_INS:
+        expression = expression.replace(stand_in, "")
+    try:
+        result = evaluate(expression)
+    except JSONataError as error:
+        state = _evaluating_state()
+        if state is None:
+            raise
+        env, text = state
+        _fail_state(env, f"The JSONata expression '{text}' threw an error during evaluation. {error}")
+    # moto tells null from undefined itself, with a second call: $exists(<expression>).
+    return None if result is UNDEFINED else result
+
+
+def _evaluating_state() -> tuple[Environment, str] | None:
+    """The state's environment and its expression as written, from the moto frame that called the hook.
+
+    The hook gets the expression text only, but AWS's error names the expression, and a state error
+    (what Retry and Catch see) needs the state's environment: both are locals a few frames up.
+    """
+    frame = sys._getframe(2)
+    while frame is not None:
+        env = frame.f_locals.get("env")
+        if isinstance(env, Environment):
+            text = frame.f_locals.get("expression") or getattr(frame.f_locals.get("self"), "expression", "")
+            return env, text
+        frame = frame.f_back
+    return None
+
+
+def _fail_state(env: Environment, cause: str) -> NoReturn:
+    """Raises States.QueryEvaluationError as moto raises its own JSONata failures (jsonata/validations.py)."""
+    name = StatesErrorName(typ=StatesErrorNameType.StatesQueryEvaluationError)
+    details = EvaluationFailedEventDetails(error=name.error_name, cause=cause)
+    failure = FailureEventException(
+        FailureEvent(
+            env=env,
+            error_name=name,
+            event_type=HistoryEventType.EvaluationFailed,
+            event_details=EventDetails(evaluationFailedEventDetails=details),
+        )
+    )
+    env.event_manager.add_event(
+        context=env.event_history_context,
+        event_type=HistoryEventType.EvaluationFailed,
+        event_details=EventDetails(evaluationFailedEventDetails=failure.get_evaluation_failed_event_details()),
+    )
+    raise failure
+
+
+def _condition_eval_body(self: ConditionStringJSONata, env: Environment) -> None:
+    """moto fails a Condition that is not true or false with a bare RuntimeError (States.Runtime); AWS
+    documents a result of the wrong type for a field as States.QueryEvaluationError."""
+    self.string_jsonata.eval(env=env)
+    result = env.stack[-1]
+    if not isinstance(result, bool):
+        _fail_state(
+            env,
+            f"The JSONata expression '{self.string_jsonata.expression}' specified for the field 'Condition' "
+            f"returned an unexpected result type. Expected 'boolean', but was {to_json_str(result)}.",
+        )
+
+
+def _variable_declarations(bindings: dict[str, Any]) -> str:
+    """moto writes a string variable into the expression as "<text>" unescaped, so a value holding a quote
+    or a backslash (an error Cause, JSON in a string) breaks every later expression; JSON-encode all."""
+    return "".join(f"{name}:={to_json_str(value, separators=(',', ':'))};" for name, value in bindings.items())
+
+
+def install() -> None:
+    """Makes moto evaluate JSONata with ``evaluate``; idempotent."""
+    moto_jsonata._eval_jsonata = _moto_hook
+    ConditionStringJSONata._eval_body = _condition_eval_body  # type: ignore[method-assign]
+    variable_store.encode_jsonata_variable_declarations = _variable_declarations
+
+
+def installed() -> bool:
+    """Whether moto's hook, Condition check and variable encoding are ours."""
+    return (
+        moto_jsonata._eval_jsonata is _moto_hook
+        and ConditionStringJSONata._eval_body is _condition_eval_body
+        and variable_store.encode_jsonata_variable_declarations is _variable_declarations
+    )
