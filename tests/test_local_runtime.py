@@ -164,12 +164,12 @@ def test_the_deploy_packages_code_as_sam_package_does_and_publishes_the_model_co
     import tarfile
 
     with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
-        assert sorted(tar.getnames()) == ["evaluate.py", "inference.py", "train.py"]
+        assert sorted(tar.getnames()) == ["evaluate.py", "inference.py", "requirements.txt", "train.py"]
     # The same files unpacked beside the tarball, for the evaluation's Processing job.
     unpacked = stack.template.attributes["ModelCode"]["SourceUri"]
     assert unpacked == f"s3://{bucket}/{key.removesuffix('.tar.gz')}/"
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=key.removesuffix(".tar.gz") + "/")["Contents"]
-    assert sorted(o["Key"].rsplit("/", 1)[1] for o in listed) == ["evaluate.py", "inference.py", "train.py"]
+    assert sorted(o["Key"].rsplit("/", 1)[1] for o in listed) == ["evaluate.py", "inference.py", "requirements.txt", "train.py"]
 
 
 def test_describe_state_machine_returns_the_definition_as_created(stack) -> None:
