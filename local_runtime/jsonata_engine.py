@@ -305,6 +305,21 @@ def _to_json(value: Any) -> Any:
     raise JSONataError(None, "the result is a function, which JSON cannot represent")
 
 
+# A \u escape pair that encodes one character beyond the Basic Multilingual Plane (an emoji): JSONata, in
+# JavaScript, reads it as that character; jsonata-python as two lone surrogates, which no UTF-8 text can hold
+# ($hash fails, moto cannot write the output). moto writes $states and object variables into the expression
+# with such escapes (json.dumps' ensure_ascii). The backslashes before the pair must be even in number, or
+# the first one is an escaped backslash followed by the text "ud83d". (A `name` in backticks takes no escapes,
+# so one holding such text would be read as the character: a name no JSON key from moto can produce.)
+_SURROGATE_PAIR: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def _joined_surrogates(expression: str) -> str:
+    if "\\u" not in expression:
+        return expression
+    return _SURROGATE_PAIR.sub(lambda pair: pair[1] + bytes.fromhex(pair[2] + pair[3]).decode("utf-16-be"), expression)
+
+
 def evaluate(
     expression: str,
     data: Any = UNDEFINED,
@@ -318,7 +333,7 @@ def evaluate(
     Returns JSON values, or UNDEFINED when the expression selects nothing; raises JSONataError.
     """
     try:
-        compiled = Jsonata(expression, timeout=timeout_ms, stack=max_depth)
+        compiled = Jsonata(_joined_surrogates(expression), timeout=timeout_ms, stack=max_depth)
         for name, (function, signature) in FUNCTIONS.items():
             compiled.register_function(name, Jsonata.JFunction(Jsonata.JLambda(function), signature))
         compiled.set_output_convert_nulls(False)  # keep JSON null apart from undefined

@@ -149,7 +149,7 @@ def test_condition_that_is_not_boolean_is_a_query_evaluation_error(aws) -> None:
 
 
 def test_hash_matches_hashlib(aws) -> None:
-    text = 'model "v2" — ünïcode ✓'
+    text = 'model "v2" — ünïcode ✓ 😀'  # 😀: beyond the BMP, written into the block as a \\u pair
     algorithms = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
     hashes = output_of({name: f"{{% $hash($states.input.text, '{name}') %}}" for name in algorithms}, {"text": text})
     assert hashes == {name: hashlib.new(algorithm, text.encode()).hexdigest() for name, algorithm in algorithms.items()}
@@ -278,6 +278,9 @@ def test_parse_reads_json_strings(aws) -> None:
         ("$number('0x1F') + $number('1e3')", 1031),
         ("$replace('68F and 5F', /(\\d+)F/, function($m) { $m.groups[0] & 'C' })", "68C and 5C"),
         ("$toMillis('2018-02-03T11:15:33Z')", 1517656533000),
+        # a \\u escape pair is one character beyond the BMP, as in JavaScript; an escaped backslash is not an escape
+        ('"\\ud83d\\ude00" & "\\\\ud83d\\\\ude00"', "😀\\ud83d\\ude00"),
+        ("$hash('\\uD83D\\uDE00', 'MD5')", hashlib.md5("😀".encode()).hexdigest()),  # noqa: S324
     ],
 )
 def test_built_ins_give_what_jsonata_gives(expression: str, expected: Any) -> None:
