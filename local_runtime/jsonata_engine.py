@@ -10,6 +10,13 @@ moto calls the hook with one string: the state's expression wrapped in a block t
 its own stand-ins for AWS's functions, then ``$states`` and every workflow variable as literals,
 ``($partition:=function(...){...};$states:={...};$var:=...;<expression>)``.
 
+The hook is the one thing the engine sets in moto. What AWS does and moto does not, the hook does from
+inside, reading (never changing) moto's objects in the frames that called it: it writes string variables
+into the block JSON-encoded where moto leaves their quotes and backslashes bare, fails a Choice
+``Condition`` that is not a boolean with States.QueryEvaluationError (moto: a bare RuntimeError), and raises
+its errors as moto raises its own, as state errors in the state's environment. ``install()`` also makes
+jsonata-python's signatures type null as JSONata does; importing the module changes nothing.
+
 jsonata-python (0.7.1) is a port of JSONata 2.0.6, the version AWS implements; where its built-ins give
 other results or uncoded errors, the JavaScript originals are ported here (bench/jsonata_conformance.py
 measures the whole against JSONata's own test suite).
@@ -29,6 +36,7 @@ import re
 import sys
 import uuid
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import Any, Final, NoReturn
 
 from jsonata import Jsonata
@@ -44,9 +52,9 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.string.string_expression import StringJSONata
 from moto.stepfunctions.parser.asl.component.intrinsic import jsonata as moto_functions
 from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison import ConditionStringJSONata
-from moto.stepfunctions.parser.asl.eval import variable_store
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
@@ -189,16 +197,22 @@ def _power(base: float | None, exponent: float) -> float | None:
     return result
 
 
-_symbol_of = Signature.get_symbol
+# jsonata-python's signature checks take null for a missing argument, so $split('a,b', ',', null) goes on
+# where JSONata fails it with T0410: in JSONata's signatures null is a type of its own, "l". Put in place by
+# install(), or by the first evaluate(), not on import; the original is kept on the replacement, so that a
+# reloaded module still finds it.
+_symbol_of: Final = getattr(Signature.get_symbol, "original", Signature.get_symbol)
 
 
 def _symbol_with_null(self: Signature, value: Any) -> str:
     return "l" if value is Utils.NULL_VALUE else _symbol_of(self, value)
 
 
-# jsonata-python's signature checks take null for a missing argument, so $split('a,b', ',', null) goes on
-# where JSONata fails it with T0410: in JSONata's signatures null is a type of its own, "l".
-Signature.get_symbol = _symbol_with_null  # type: ignore[method-assign]
+_symbol_with_null.original = _symbol_of  # type: ignore[attr-defined]
+
+
+def _typed_null() -> None:
+    Signature.get_symbol = _symbol_with_null  # type: ignore[method-assign]
 
 
 def _native(name: str) -> Any:
@@ -305,6 +319,21 @@ def _to_json(value: Any) -> Any:
     raise JSONataError(None, "the result is a function, which JSON cannot represent")
 
 
+# A \u escape pair that encodes one character beyond the Basic Multilingual Plane (an emoji): JSONata, in
+# JavaScript, reads it as that character; jsonata-python as two lone surrogates, which no UTF-8 text can hold
+# ($hash fails, moto cannot write the output). moto writes $states and object variables into the expression
+# with such escapes (json.dumps' ensure_ascii). The backslashes before the pair must be even in number, or
+# the first one is an escaped backslash followed by the text "ud83d". (A `name` in backticks takes no escapes,
+# so one holding such text would be read as the character: a name no JSON key from moto can produce.)
+_SURROGATE_PAIR: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def _joined_surrogates(expression: str) -> str:
+    if "\\u" not in expression:
+        return expression
+    return _SURROGATE_PAIR.sub(lambda pair: pair[1] + bytes.fromhex(pair[2] + pair[3]).decode("utf-16-be"), expression)
+
+
 def evaluate(
     expression: str,
     data: Any = UNDEFINED,
@@ -317,8 +346,10 @@ def evaluate(
 
     Returns JSON values, or UNDEFINED when the expression selects nothing; raises JSONataError.
     """
+    if Signature.get_symbol is not _symbol_with_null:
+        _typed_null()
     try:
-        compiled = Jsonata(expression, timeout=timeout_ms, stack=max_depth)
+        compiled = Jsonata(_joined_surrogates(expression), timeout=timeout_ms, stack=max_depth)
         for name, (function, signature) in FUNCTIONS.items():
             compiled.register_function(name, Jsonata.JFunction(Jsonata.JLambda(function), signature))
         compiled.set_output_convert_nulls(False)  # keep JSON null apart from undefined
@@ -343,36 +374,118 @@ def evaluate(
 # it declares inside the block and so would shadow ours: taken out of the text before evaluating.
 _MOTO_STAND_INS: Final = tuple(moto_functions._DECLARATION_BY_VARIABLE_REFERENCE.values())
 
+# How moto writes a string variable into the block: $name:="<text>"; the text unescaped.
+_MOTO_STRING_DECLARATION: Final = ':="'
+
+
+class _Caller:
+    """The moto evaluation that called the hook, read from its frames: the hook gets one string, but AWS's
+    errors name the expression as written, a state error (what Retry and Catch see) needs the state's
+    environment, and the Condition check needs to know what the expression is for."""
+
+    __slots__ = ("env", "frame", "owner", "text")
+
+    def __init__(self, env: Environment, text: str, frame: FrameType, owner: object) -> None:
+        self.env, self.text, self.frame, self.owner = env, text, frame, owner
+
+    @classmethod
+    def find(cls, frame: FrameType | None) -> _Caller | None:
+        """The nearest frame up from ``frame`` that has the state's ``env``: StringJSONata._eval_body, or
+        the validation that calls the hook again with $exists(...) or $type(...) around the block."""
+        while frame is not None:
+            local = frame.f_locals
+            env = local.get("env")
+            if isinstance(env, Environment):
+                owner = local.get("self")
+                return cls(env, local.get("expression") or getattr(owner, "expression", ""), frame, owner)
+            frame = frame.f_back
+        return None
+
+    def is_condition(self) -> bool:
+        """Whether the expression is a Choice rule's Condition: a StringJSONata evaluating itself (not a
+        validation's second call) for the ConditionStringJSONata that holds it."""
+        owner = self.owner
+        if not isinstance(owner, StringJSONata):
+            return False
+        frame = self.frame.f_back
+        while frame is not None and frame.f_locals.get("self") is owner:  # EvalComponent.eval
+            frame = frame.f_back
+        rule = frame.f_locals.get("self") if frame is not None else None
+        return isinstance(rule, ConditionStringJSONata) and rule.string_jsonata is owner
+
+
+def _json_declarations(bindings: Mapping[str, Any]) -> str:
+    """``$name:=<JSON>;`` for each binding. Strings keep their characters, only what JSON must escape is
+    escaped: so the text is moto's own wherever moto's is right (a plain string, a number, an ASCII object)."""
+    return "".join(
+        f"${name}:={json.dumps(value, ensure_ascii=False, separators=(',', ':'), default=str)};"
+        for name, value in bindings.items()
+    )
+
+
+# (moto's declarations, ours): the last pair computed. moto keeps one declarations string per variable
+# store until a variable is set, so the same object again means the same variables.
+_last_declarations: tuple[str, str] = ("", "")
+
+
+def _with_variables_escaped(expression: str, caller: _Caller) -> str:
+    """moto writes a string variable into the block as "<text>" unescaped (variable_store.py), so a value
+    that holds a quote or a backslash (an error Cause, JSON in a string) breaks every later expression:
+    moto's declarations, written again with the values JSON-encoded."""
+    global _last_declarations
+    store = caller.env.variable_store
+    moto_text = store.get_variable_declarations()  # moto's cached text, exactly what it put in the block
+    if not moto_text:
+        return expression
+    cached_moto_text, fixed = _last_declarations
+    if cached_moto_text is not moto_text:
+        # moto's order: the outer scope's variables (a Map's or Parallel's enclosing ones), then the inner.
+        fixed = _json_declarations(store._outer_scope) + _json_declarations(store._inner_scope)
+        _last_declarations = (moto_text, fixed)
+    if fixed == moto_text:
+        return expression
+    # The declarations come right before the expression as written, and the block ends with it: the last
+    # occurrence of the two together is moto's (a value could repeat the declarations' text before them).
+    at = expression.rfind(moto_text + caller.text)
+    if at < 0:
+        at = expression.find(moto_text)
+    return expression[:at] + fixed + expression[at + len(moto_text) :]
+
 
 def _moto_hook(expression: str) -> Any:
     for stand_in in _MOTO_STAND_INS:
         expression = expression.replace(stand_in, "")
+    # The frames are read at most once, and only when needed: a string variable to encode, an error to
+    # report, or a result that is not a boolean (which a Condition must give).
+    caller: _Caller | None = None
+    looked = False
+    if _MOTO_STRING_DECLARATION in expression:
+        caller, looked = _Caller.find(sys._getframe(1)), True
+        if caller is not None:
+            expression = _with_variables_escaped(expression, caller)
     try:
         result = evaluate(expression)
     except JSONataError as error:
-        state = _evaluating_state()
-        if state is None:
+        if not looked:
+            caller = _Caller.find(sys._getframe(1))
+        if caller is None:
             raise
-        env, text = state
-        _fail_state(env, f"The JSONata expression '{text}' threw an error during evaluation. {error}")
-    # moto tells null from undefined itself, with a second call: $exists(<expression>).
-    return None if result is UNDEFINED else result
-
-
-def _evaluating_state() -> tuple[Environment, str] | None:
-    """The state's environment and its expression as written, from the moto frame that called the hook.
-
-    The hook gets the expression text only, but AWS's error names the expression, and a state error
-    (what Retry and Catch see) needs the state's environment: both are locals a few frames up.
-    """
-    frame = sys._getframe(2)
-    while frame is not None:
-        env = frame.f_locals.get("env")
-        if isinstance(env, Environment):
-            text = frame.f_locals.get("expression") or getattr(frame.f_locals.get("self"), "expression", "")
-            return env, text
-        frame = frame.f_back
-    return None
+        _fail_state(caller.env, f"The JSONata expression '{caller.text}' threw an error during evaluation. {error}")
+    if result is UNDEFINED:
+        # moto tells null from undefined itself, with a second call: $exists(<expression>).
+        return None
+    if not isinstance(result, bool):
+        if not looked:
+            caller = _Caller.find(sys._getframe(1))
+        if caller is not None and caller.is_condition():
+            # moto fails a Condition that is not true or false with a bare RuntimeError (States.Runtime);
+            # AWS documents a result of the wrong type for a field as States.QueryEvaluationError.
+            _fail_state(
+                caller.env,
+                f"The JSONata expression '{caller.text}' specified for the field 'Condition' returned an "
+                f"unexpected result type. Expected 'boolean', but was {to_json_str(result)}.",
+            )
+    return result
 
 
 def _fail_state(env: Environment, cause: str) -> NoReturn:
@@ -395,36 +508,13 @@ def _fail_state(env: Environment, cause: str) -> NoReturn:
     raise failure
 
 
-def _condition_eval_body(self: ConditionStringJSONata, env: Environment) -> None:
-    """moto fails a Condition that is not true or false with a bare RuntimeError (States.Runtime); AWS
-    documents a result of the wrong type for a field as States.QueryEvaluationError."""
-    self.string_jsonata.eval(env=env)
-    result = env.stack[-1]
-    if not isinstance(result, bool):
-        _fail_state(
-            env,
-            f"The JSONata expression '{self.string_jsonata.expression}' specified for the field 'Condition' "
-            f"returned an unexpected result type. Expected 'boolean', but was {to_json_str(result)}.",
-        )
-
-
-def _variable_declarations(bindings: dict[str, Any]) -> str:
-    """moto writes a string variable into the expression as "<text>" unescaped, so a value holding a quote
-    or a backslash (an error Cause, JSON in a string) breaks every later expression; JSON-encode all."""
-    return "".join(f"{name}:={to_json_str(value, separators=(',', ':'))};" for name, value in bindings.items())
-
-
 def install() -> None:
-    """Makes moto evaluate JSONata with ``evaluate``; idempotent."""
+    """Makes moto evaluate JSONata with ``evaluate``: fills moto's hook, the one moto attribute it sets;
+    idempotent."""
+    _typed_null()
     moto_jsonata._eval_jsonata = _moto_hook
-    ConditionStringJSONata._eval_body = _condition_eval_body  # type: ignore[method-assign]
-    variable_store.encode_jsonata_variable_declarations = _variable_declarations
 
 
 def installed() -> bool:
-    """Whether moto's hook, Condition check and variable encoding are ours."""
-    return (
-        moto_jsonata._eval_jsonata is _moto_hook
-        and ConditionStringJSONata._eval_body is _condition_eval_body
-        and variable_store.encode_jsonata_variable_declarations is _variable_declarations
-    )
+    """Whether moto's hook is ours, and jsonata-python's signatures type null."""
+    return moto_jsonata._eval_jsonata is _moto_hook and Signature.get_symbol is _symbol_with_null

@@ -9,15 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import time
 import uuid
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 from moto.stepfunctions.parser.asl.component.intrinsic import jsonata as moto_functions
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison import ConditionStringJSONata
+from moto.stepfunctions.parser.asl.eval import variable_store
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 
 from local_runtime import jsonata_engine
@@ -26,10 +31,12 @@ ROLE = "arn:aws:iam::123456789012:role/jsonata-tests"
 QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
 
 
-def execute(states: dict[str, Any], start_at: str, given: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(describe_execution, history events) of one execution of a JSONata state machine that has ``states``."""
+def execute(
+    states: dict[str, Any], start_at: str, given: Any = None, language: str = "JSONata"
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(describe_execution, history events) of one execution of a state machine that has ``states``, in ``language``."""
     sfn = boto3.client("stepfunctions")
-    definition = {"QueryLanguage": "JSONata", "StartAt": start_at, "States": states}
+    definition = {"QueryLanguage": language, "StartAt": start_at, "States": states}
     machine = sfn.create_state_machine(
         name=f"jsonata-{uuid.uuid4().hex[:12]}", definition=json.dumps(definition), roleArn=ROLE
     )
@@ -54,6 +61,20 @@ def failure_of(expression: str, given: Any = None) -> dict[str, Any]:
     return described
 
 
+def moto_attributes() -> dict[str, Any]:
+    """Every attribute of moto's Step Functions modules and of the classes they define, by dotted name."""
+    attributes: dict[str, Any] = {}
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith("moto.stepfunctions") or not isinstance(module, ModuleType):
+            continue
+        for name, value in vars(module).items():
+            attributes[f"{module_name}.{name}"] = value
+            if isinstance(value, type) and value.__module__ == module_name:
+                for attribute, member in vars(value).items():
+                    attributes[f"{module_name}.{name}.{attribute}"] = member
+    return attributes
+
+
 def test_moto_still_calls_our_hook() -> None:
     """The engine fills a hook that moto leaves empty on purpose; a moto upgrade must be a deliberate act."""
     pinned = re.search(
@@ -63,15 +84,54 @@ def test_moto_still_calls_our_hook() -> None:
     # The engine ports around jsonata-python 0.7.1's departures from JSONata 2.0.6.
     assert metadata.version("jsonata-python") == "0.7.1"
     assert hasattr(moto_jsonata, "_eval_jsonata"), "moto renamed its JSONata hook"
+    # install() sets one moto attribute, the hook, and leaves the rest of moto as moto ships it.
+    moto_jsonata._eval_jsonata = None  # moto's own value, so that install() has the hook to fill again
+    before = moto_attributes()
     jsonata_engine.install()
     jsonata_engine.install()  # idempotent
     assert jsonata_engine.installed()
+    after = moto_attributes()
+    assert {name for name in before.keys() | after.keys() if before.get(name) is not after.get(name)} == {
+        "moto.stepfunctions.parser.asl.jsonata.jsonata._eval_jsonata"
+    }
+    assert moto_jsonata._eval_jsonata is jsonata_engine._moto_hook
+    # Notably not the two the engine once replaced: the Condition check and the variables' encoding.
+    condition_check = ConditionStringJSONata._eval_body
+    assert (condition_check.__module__, condition_check.__qualname__) == (
+        ConditionStringJSONata.__module__,
+        "ConditionStringJSONata._eval_body",
+    )
+    assert variable_store.encode_jsonata_variable_declarations is moto_jsonata.encode_jsonata_variable_declarations
+    assert moto_jsonata.encode_jsonata_variable_declarations.__module__ == moto_jsonata.__name__
     # moto's own entry point hands one expression string to the hook and returns what it gives back.
     assert moto_jsonata.eval_jsonata_expression("($x:=[1,2];$sum($x))") == 3
     # The stand-ins moto declares for AWS's functions, which the engine takes out of each expression.
     assert set(moto_functions._DECLARATION_BY_VARIABLE_REFERENCE) == {
         "$partition", "$range", "$hash", "$randomSeeded", "$uuid", "$parse"
     }  # fmt: skip
+
+
+def test_importing_the_engine_changes_nothing() -> None:
+    """The engine's changes to moto and jsonata-python are install()'s; evaluate() makes its own."""
+    script = """
+import jsonata.signature
+from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+original = jsonata.signature.Signature.get_symbol
+from local_runtime import jsonata_engine
+assert jsonata.signature.Signature.get_symbol is original, "importing patched jsonata-python"
+assert moto_jsonata._eval_jsonata is None, "importing filled moto's hook"
+assert not jsonata_engine.installed()
+code = None
+try:
+    jsonata_engine.evaluate("$split('a,b', ',', null)")
+except jsonata_engine.JSONataError as error:
+    code = error.code
+assert code == "T0410", code
+assert moto_jsonata._eval_jsonata is None, "evaluate() filled moto's hook"
+"""
+    root = Path(__file__).parent.parent
+    run = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
 
 
 def test_assigned_variables_reach_later_states(aws) -> None:
@@ -131,12 +191,46 @@ def test_condition_reads_states_input(aws, score: float, branch: str, said: str)
     ]
 
 
-def test_condition_that_is_not_boolean_is_a_query_evaluation_error(aws) -> None:
+@pytest.mark.parametrize(
+    ("condition", "was"),
+    [
+        ("$states.input.auc", "0.9"),
+        ("$states.input.label", '"passed \\"ok\\""'),  # a string: moto would also ask $type() of it
+        ("$states.input.notes", "null"),  # null is a value, not undefined
+        ("$states.input.metrics", '{"auc": 0.9}'),
+    ],
+)
+def test_condition_that_is_not_boolean_is_a_query_evaluation_error(aws, condition: str, was: str) -> None:
+    """The execution fails with AWS's error name, the one a Catch would match. (A Choice has no Catch, and
+    moto 5.2.5 cannot pass a States.* error out of a Parallel branch or a Map iteration to theirs: it
+    rewraps the name as a custom error name, which refuses the prefix with a ValueError.)"""
+    described, history = execute(
+        {
+            "Gate": {
+                "Type": "Choice",
+                "Choices": [{"Condition": f"{{% {condition} %}}", "Next": "Passed"}],
+                "Default": "Passed",
+            },
+            "Passed": {"Type": "Succeed"},
+        },
+        "Gate",
+        {"auc": 0.9, "label": 'passed "ok"', "notes": None, "metrics": {"auc": 0.9}},
+    )
+    assert (described["status"], described["error"]) == ("FAILED", QUERY_EVALUATION_ERROR), described
+    assert described["cause"].endswith(
+        f"The JSONata expression '{condition}' specified for the field 'Condition' returned an unexpected "
+        f"result type. Expected 'boolean', but was {was}."
+    )
+    assert "EvaluationFailed" in {event["type"] for event in history}
+
+
+def test_condition_that_is_undefined_fails_as_moto_reports_it(aws) -> None:
+    """moto asks $exists(...) of a Condition that gives nothing; the engine answers and leaves the error to moto."""
     described, _ = execute(
         {
             "Gate": {
                 "Type": "Choice",
-                "Choices": [{"Condition": "{% $states.input.auc %}", "Next": "End"}],
+                "Choices": [{"Condition": "{% $states.input.missing %}", "Next": "End"}],
                 "Default": "End",
             },
             "End": {"Type": "Succeed"},
@@ -145,11 +239,115 @@ def test_condition_that_is_not_boolean_is_a_query_evaluation_error(aws) -> None:
         {"auc": 0.9},
     )
     assert (described["status"], described["error"]) == ("FAILED", QUERY_EVALUATION_ERROR)
-    assert "'Condition'" in described["cause"] and "Expected 'boolean'" in described["cause"]
+    assert "returned nothing (undefined)" in described["cause"]
+
+
+def test_string_variables_keep_quotes_and_backslashes(aws) -> None:
+    """moto writes a string variable into later expressions as "<text>"; the engine writes it as JSON."""
+    text = 'say "hi" to C:\\models\\new\tline — ünïcode 😀'
+    described, _ = execute(
+        {
+            "Remember": {
+                "Type": "Pass",
+                "Assign": {"text": "{% $states.input.text %}", "count": 3, "plain": "no quotes"},
+                "Next": "Fan out",
+            },
+            "Fan out": {
+                "Type": "Map",
+                "Items": "{% [1, 2] %}",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Inner",
+                    "States": {
+                        # the Map's iterations read the outer scope's variables
+                        "Inner": {"Type": "Pass", "Output": "{% $text & ' #' & $states.input %}", "End": True}
+                    },
+                },
+                "Assign": {"inner": "{% $states.result %}"},
+                "Next": "Use",
+            },
+            "Use": {
+                "Type": "Pass",
+                "Output": {
+                    "text": "{% $text %}",
+                    "hash": "{% $hash($text, 'SHA-256') %}",
+                    "inner": "{% $inner %}",
+                    "plain": "{% $plain & '/' & $count %}",
+                },
+                "End": True,
+            },
+        },
+        "Remember",
+        {"text": text},
+    )
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == {
+        "text": text,
+        "hash": hashlib.sha256(text.encode()).hexdigest(),
+        "inner": [f"{text} #1", f"{text} #2"],
+        "plain": "no quotes/3",
+    }
+
+
+def test_jsonpath_states_sample_string_variables_intact(aws) -> None:
+    """A JSONPath state that reads a variable ("x.$": "$name") goes through the same hook and declarations."""
+    text = 'say "hi" to C:\\models'
+    described, _ = execute(
+        {
+            "Remember": {"Type": "Pass", "Assign": {"text.$": "$.text"}, "Next": "Sample"},
+            "Sample": {"Type": "Pass", "Parameters": {"text.$": "$text"}, "End": True},
+        },
+        "Remember",
+        {"text": text},
+        language="JSONPath",
+    )
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == {"text": text}
+
+
+def test_states_input_that_is_a_quoted_string_is_read_intact(aws) -> None:
+    text = 'a "quoted" input\\'
+    assert output_of({"echo": "{% $states.input %}", "upper": "{% $uppercase($states.input) %}"}, text) == {
+        "echo": text,
+        "upper": text.upper(),
+    }
+
+
+def test_error_cause_assigned_in_a_catch_reaches_later_states(aws) -> None:
+    """An error Cause quotes the expression that failed, double quotes included."""
+    described, _ = execute(
+        {
+            "Convert": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:s3:listBuckets",
+                "Arguments": {"MaxBuckets": '{% $number("ten \\"units\\"") %}'},
+                "Catch": [
+                    {
+                        "ErrorEquals": [QUERY_EVALUATION_ERROR],
+                        "Assign": {"cause": "{% $states.errorOutput.Cause %}"},
+                        "Output": "{% $states.errorOutput %}",
+                        "Next": "Report",
+                    }
+                ],
+                "End": True,
+            },
+            "Report": {
+                "Type": "Pass",
+                "Output": {"assigned": "{% $cause %}", "caught": "{% $states.input.Cause %}"},
+                "End": True,
+            },
+        },
+        "Convert",
+    )
+    assert described["status"] == "SUCCEEDED", described
+    report = json.loads(described["output"])
+    assert '"' in report["caught"] and "\\" in report["caught"]
+    assert report["assigned"] == report["caught"]
+    assert report["caught"].startswith("""The JSONata expression '$number("ten \\"units\\"")' threw an error""")
 
 
 def test_hash_matches_hashlib(aws) -> None:
-    text = 'model "v2" — ünïcode ✓'
+    text = 'model "v2" — ünïcode ✓ 😀'  # 😀: beyond the BMP, written into the block as a \\u pair
     algorithms = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
     hashes = output_of({name: f"{{% $hash($states.input.text, '{name}') %}}" for name in algorithms}, {"text": text})
     assert hashes == {name: hashlib.new(algorithm, text.encode()).hexdigest() for name, algorithm in algorithms.items()}
@@ -278,6 +476,9 @@ def test_parse_reads_json_strings(aws) -> None:
         ("$number('0x1F') + $number('1e3')", 1031),
         ("$replace('68F and 5F', /(\\d+)F/, function($m) { $m.groups[0] & 'C' })", "68C and 5C"),
         ("$toMillis('2018-02-03T11:15:33Z')", 1517656533000),
+        # a \\u escape pair is one character beyond the BMP, as in JavaScript; an escaped backslash is not an escape
+        ('"\\ud83d\\ude00" & "\\\\ud83d\\\\ude00"', "😀\\ud83d\\ude00"),
+        ("$hash('\\uD83D\\uDE00', 'MD5')", hashlib.md5("😀".encode()).hexdigest()),  # noqa: S324
     ],
 )
 def test_built_ins_give_what_jsonata_gives(expression: str, expected: Any) -> None:
