@@ -169,7 +169,12 @@ def test_the_deploy_packages_code_as_sam_package_does_and_publishes_the_model_co
     unpacked = stack.template.attributes["ModelCode"]["SourceUri"]
     assert unpacked == f"s3://{bucket}/{key.removesuffix('.tar.gz')}/"
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=key.removesuffix(".tar.gz") + "/")["Contents"]
-    assert sorted(o["Key"].rsplit("/", 1)[1] for o in listed) == ["evaluate.py", "inference.py", "requirements.txt", "train.py"]
+    assert sorted(o["Key"].rsplit("/", 1)[1] for o in listed) == [
+        "evaluate.py",
+        "inference.py",
+        "requirements.txt",
+        "train.py",
+    ]
 
 
 def test_describe_state_machine_returns_the_definition_as_created(stack) -> None:
