@@ -89,6 +89,26 @@ def _stepfunctions_backend() -> Any:
     return get_backend(ACCOUNT, REGION)
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _refused_input(text: str) -> dict[str, str] | None:
+    """StartExecution's checks of the input: its size, and that it is JSON (Python's reader also takes
+    NaN and Infinity, which Step Functions refuses)."""
+    if len(text.encode()) > MAX_EXECUTION_INPUT:
+        return {
+            "__type": "ValidationException",
+            "message": "1 validation error detected: Value at 'input' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_EXECUTION_INPUT}",
+        }
+    try:
+        json.loads(text, parse_constant=_not_json)
+    except ValueError as error:
+        return {"__type": "InvalidExecutionInput", "message": f"Invalid State Machine Execution Input: {error}"}
+    return None
+
+
 def _respond(start_response: StartResponse, status: int, body: bytes, headers: dict[str, str]) -> list[bytes]:
     headers = {"x-amzn-RequestId": str(uuid.uuid4()), **headers, "Content-Length": str(len(body))}
     start_response(f"{status} {HTTPStatus(status).phrase}", list(headers.items()))
@@ -160,14 +180,10 @@ class Gateway:
             return self._as_created(environ, start_response)
         if target == "AWSStepFunctions.StartExecution":
             request = json.loads(body)
-            if len(request.get("input", "").encode()) > MAX_EXECUTION_INPUT:
-                payload = {
-                    "__type": "ValidationException",
-                    "message": "1 validation error detected: Value at 'input' failed to satisfy constraint: "
-                    f"Member must have length less than or equal to {MAX_EXECUTION_INPUT}",
-                }
+            refusal = _refused_input(request.get("input", "{}"))
+            if refusal:
                 headers = {"Content-Type": "application/x-amz-json-1.0"}
-                return _respond(start_response, 400, json.dumps(payload).encode(), headers)
+                return _respond(start_response, 400, json.dumps(refusal).encode(), headers)
             # Step Functions names unnamed executions with a UUID; moto would name them "None".
             request["name"] = request.get("name") or str(uuid.uuid4())
             if "#" in request.get("stateMachineArn", ""):

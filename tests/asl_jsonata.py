@@ -1,8 +1,8 @@
 """Static checks of an Amazon States Language definition that no linter here makes: JSONata and variables.
 
-The ASL language service of the editor (tests/asl_language_service.cjs), statelint and cfn-lint's E3601
-accept a definition whose JSONata does not parse, whose JSONata states still carry JSONPath fields, or
-whose expressions read variables no state assigns. ``check_definition`` reports those, one readable line
+The ASL language service of the editor (tests/asl_language_service.cjs) and cfn-lint's E3601 accept a
+definition whose JSONata does not parse, whose JSONata states still carry JSONPath fields, or whose
+expressions read variables no state assigns. ``check_definition`` reports those, one readable line
 per problem ("State 'Train candidate model', Arguments.TrainingJobName: unknown variable $runId"), and
 returns [] for a sound definition. The rules, with the AWS Step Functions documentation behind each:
 

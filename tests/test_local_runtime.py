@@ -310,13 +310,22 @@ def test_the_shape_check_finds_missing_undefined_and_mistyped_members() -> None:
     assert "DescribeModelOutput: required member ModelName is missing" in shape_errors(describe, {})
 
 
-not_objects = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30) | st.lists(
-    st.integers(), max_size=3)  # fmt: skip
+not_objects = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(
+    max_size=30) | st.lists(st.integers(), max_size=3)  # fmt: skip
 unknown_fields = st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda k: k not in ALLOWED_FIELDS),
                                  st.integers() | st.text(max_size=10), min_size=1, max_size=3)  # fmt: skip
 huge_values = st.sampled_from(["trigger", "rawDataUri", "dataVersion", "accuracyThreshold", "x" * 200_000]).map(
     lambda field: {field: "y" * 200_000} if field != "x" * 200_000 else {field: 1}
 ) | st.just({"hyperparameters": {"n_estimators": "9" * 200_000}})
+
+
+@pytest.mark.parametrize("text", ["Infinity", "NaN", '{"accuracyThreshold": -Infinity}', "{not json"])
+def test_start_execution_refuses_input_that_is_not_json_as_step_functions_does(stack, text) -> None:
+    sfn = stack.client("stepfunctions")
+    before = stack.executions()
+    with pytest.raises(sfn.exceptions.InvalidExecutionInput):
+        sfn.start_execution(stateMachineArn=stack.state_machine_arn, input=text)
+    assert stack.executions() == before
 
 
 @settings(max_examples=25, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
