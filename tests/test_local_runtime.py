@@ -122,17 +122,6 @@ def test_the_cli_needs_only_the_endpoint_url_and_shows_the_local_inbox(stack, tm
     stack.read_inbox()
 
 
-def test_two_functions_that_set_one_variable_differently_are_refused() -> None:
-    from local_runtime.lambdas import LambdaRuntime, LocalFunction
-
-    runtime = LambdaRuntime()
-    folder = ROOT / "functions" / "validate_input"
-    runtime.add(LocalFunction("first", folder, "app.lambda_handler", {"TABLE": "a", "SHARED": "x"}))
-    runtime.add(LocalFunction("second", folder, "app.lambda_handler", {"SHARED": "x"}))
-    with pytest.raises(ValueError, match="third and first set TABLE differently"):
-        runtime.add(LocalFunction("third", folder, "app.lambda_handler", {"TABLE": "b"}))
-
-
 def test_a_task_token_nothing_waits_for_is_refused_with_step_functions_error(stack) -> None:
     sfn = stack.client("stepfunctions")
     for send in (
