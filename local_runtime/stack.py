@@ -39,7 +39,7 @@ from local_runtime.cognito import HostedSignIn
 from local_runtime.gateway import Gateway
 from local_runtime.glue import LocalGlue
 from local_runtime.jsonata_engine import install as install_jsonata
-from local_runtime.lambdas import LambdaRuntime, LocalFunction, install_credential_hook
+from local_runtime.lambdas import LambdaRuntime, LocalFunction
 from local_runtime.mocking import PROVIDER as MOCK_PROVIDER
 from local_runtime.mocking import MockConfig, MockConfigError
 from local_runtime.packaging import create_managed_bucket, s3_location, sam_package
@@ -181,7 +181,6 @@ class LocalDeployment:
         self.close()
 
     def start(self) -> LocalDeployment:
-        install_credential_hook()
         handlers = {
             "arn:aws:states:::sagemaker:createTrainingJob.sync": lambda r, c: self.sagemaker.run_sync("training", r, c),
             "arn:aws:states:::sagemaker:createTransformJob.sync": lambda r, c: self.sagemaker.run_sync(
@@ -238,6 +237,7 @@ class LocalDeployment:
         self._stopping.set()
         self.sagemaker.stop()
         self.glue.stop()
+        self.lambdas.close()
         if self._servers:
             self._stop_executions()
             # moto keeps its state in the process; the next stack starts from an empty account.
@@ -575,7 +575,10 @@ class LocalDeployment:
             code_dir,
             settings["Handler"],
             settings["Environment"]["Variables"],
+            # Lambda hands the role's credentials to the function's environment; locally the access key
+            # in them is what names the role to the gateway's access checks.
             principal=self.access.assume(self._execution_role(logical_id), "lambda.amazonaws.com", name),
+            endpoint_url=self.endpoint_url,
             **settings,
         )
         self.lambdas.add(function)
@@ -587,8 +590,6 @@ class LocalDeployment:
             **{k: settings[k] for k in ("Runtime", "Handler", "Description", "Timeout", "MemorySize",
                                         "Environment", "Architectures") if k in settings},
         )  # fmt: skip
-        # Handlers read their configuration from os.environ, which the process shares.
-        self._set_env(function.environment)
 
     def update_custom_resource(self, logical_id: str) -> dict[str, str]:
         """What a redeploy sends a custom resource (an Update with the same properties); its new Data."""
