@@ -55,12 +55,18 @@ managed_policy_documents: dict[str, dict[str, Any]] = {
         "Statement": [
             {
                 "Effect": "Allow",
-                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                           "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Action": [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                ],
                 "Resource": "*",
             }
         ],
-    },  # fmt: skip
+    },
     _XRAY: _XRAY_DOCUMENT,
     _XRAY_DAEMON: _XRAY_DOCUMENT,
 }
