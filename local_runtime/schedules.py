@@ -31,12 +31,20 @@ def _values(field: str, lowest: int, highest: int, names: dict[str, int]) -> set
             start, end = lowest, highest
         else:
             first, _, last = spec.partition("-")
-            start = names.get(first.upper()) or int(first)
-            end = (names.get(last.upper()) or int(last)) if last else (highest if step else start)
-        if not lowest <= start <= end <= highest:
+            start = _number(first, names, field)
+            end = _number(last, names, field) if last else (highest if step else start)
+        if not lowest <= start <= end <= highest or (step and int(step) < 1):
             raise ValueError(f"cron field {field!r} is out of range {lowest}-{highest}")
         allowed.update(range(start, end + 1, int(step) if step else 1))
     return allowed
+
+
+def _number(token: str, names: dict[str, int], field: str) -> int:
+    if token.upper() in names:
+        return names[token.upper()]
+    if not token.isdigit():
+        raise ValueError(f"cron field {field!r}: {token!r} is not a number or name (L, W and # are not supported)")
+    return int(token)
 
 
 def _cron_matches(fields: list[set[int] | None], moment: datetime) -> bool:
@@ -65,8 +73,6 @@ def next_fire(expression: str, after: datetime) -> datetime | None:
         parts = match.group(1).split()
         if len(parts) != 6:
             raise ValueError(f"{expression}: AWS cron takes six fields (minutes hours day month weekday year)")
-        if any(c in part for part in parts for c in "LW#"):
-            raise ValueError(f"{expression}: L, W and # are not supported locally")
         if "?" not in (parts[2], parts[4]):
             raise ValueError(f"{expression}: one of day-of-month and day-of-week must be ?")
         fields = [_values(part, *spec) for part, spec in zip(parts, _FIELDS, strict=True)]
