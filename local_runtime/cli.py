@@ -121,7 +121,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     console.print(f"Lambda and service logs: {log}")
     with service_logs(log), deployment_for(args) as stack:
         apis = "".join(f"API {name}: {url}\n" for name, url in stack.api_urls.items())
-        console.print(f"AWS endpoint: {stack.endpoint_url}\n{apis}API key: {stack.api_key}", highlight=False)
+        api_key = f"API key: {stack.api_key}" if stack.api_url else ""  # REST APIs' key; HTTP APIs take none
+        console.print(f"AWS endpoint: {stack.endpoint_url}\n{apis}{api_key}".rstrip(), highlight=False)
         console.print_json(json.dumps(stack.outputs))
         for skipped in stack.skipped:
             console.print(f"[yellow]Skipped[/] {skipped}: not emulated locally; a request naming it fails")
