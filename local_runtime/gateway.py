@@ -33,7 +33,7 @@ from local_runtime.glue import LocalGlue
 from local_runtime.iam import Decision
 from local_runtime.lambdas import LambdaRuntime
 from local_runtime.sagemaker import LocalSageMaker
-from local_runtime.template import ACCOUNT, REGION
+from local_runtime.template import ACCOUNT, REGION, SKIPPED_MARKER
 
 LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 ENDPOINT_INVOKE = re.compile(r"^/endpoints/([^/]+)/invocations$")
@@ -128,7 +128,10 @@ class Gateway:
         test_case_machine: Callable[[str], str],
         access: AccessControl,
         stack: Callable[[], StackDescription],
+        refusal_for_skipped: Callable[[str, bool], str | None] = lambda text, by_role: None,
     ) -> None:
+        # Why a request naming a resource the deploy skipped is refused (the request's text, made by a role?).
+        self.refusal_for_skipped = refusal_for_skipped
         self.access = access
         # Definitions as their callers created them, by machine name: the .sync mapping stays invisible.
         self.definitions: dict[str, str] = {}
@@ -152,6 +155,11 @@ class Gateway:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         method = environ.get("REQUEST_METHOD", "GET")
         caller = self.access.caller_of(environ)
+        request_text = f"{path}?{environ.get('QUERY_STRING', '')}"
+        if SKIPPED_MARKER in request_text or SKIPPED_MARKER.encode() in body:
+            refusal = self.refusal_for_skipped(f"{request_text} {body.decode(errors='replace')}", caller is not None)
+            if refusal is not None:
+                return self._access_denied(environ, Decision(False, refusal), start_response)
         if caller is not None:
             denied = self._authorize(caller, environ, body)
             if denied is not None:

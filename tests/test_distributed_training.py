@@ -22,7 +22,7 @@ from asl import ROOT
 
 from local_runtime import actions, s3files
 from local_runtime.sagemaker.training import shard, unmet_requirements
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 # How far the two-host model's validation accuracy may fall from one host's on the same rows. XGBoost's
 # collective sums the hosts' gradient histograms, so the trees match up to the quantile sketch, which
@@ -33,7 +33,9 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1", "TrainingInstanceCount": "2"}) as local:
+    with LocalDeployment(
+        ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1", "TrainingInstanceCount": "2"}
+    ) as local:
         yield local
 
 

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 from run_config import ALLOWED_FIELDS
 
 from local_runtime import actions
-from local_runtime.stack import LocalDeployment, wait_for
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment, wait_for
 from local_runtime.template import UnsupportedTemplate, load_template
 
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalDeployment(ROOT) as local:
+    with LocalDeployment(ROOT, overrides=PROJECT_PARAMETERS) as local:
         yield local
 
 
