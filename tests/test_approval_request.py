@@ -58,14 +58,18 @@ def test_review_email_links_an_id_and_never_the_task_token(request_event, approv
     assert "Sign in" not in message["Message"]  # ReviewerAuth=link: the link alone decides
 
 
-def test_expiry_matches_the_state_timeout_and_ttl_keeps_expired_links_readable(request_event, approvals) -> None:
-    request_event["timeoutSeconds"] = 60
+def test_expiry_counts_from_when_the_run_started_waiting_and_ttl_keeps_expired_links_readable(
+    request_event, approvals
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    waiting_since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)  # a slow cold start
+    request_event.update(timeoutSeconds=60, waitingSince=waiting_since.isoformat().replace("+00:00", "Z"))
     load_handler("approval_request").lambda_handler(request_event, LambdaContext("approval-request"))
     (item,) = _approval_items(approvals)
-    from datetime import datetime
-
-    created, expires = datetime.fromisoformat(item["createdAt"]), datetime.fromisoformat(item["expiresAt"])
-    assert (expires - created).total_seconds() == 60
+    expires = datetime.fromisoformat(item["expiresAt"])
+    assert expires == waiting_since + timedelta(seconds=60)
+    assert (expires - datetime.fromisoformat(item["createdAt"])).total_seconds() <= 31
     assert int(item["expiresAtEpoch"]) > expires.timestamp() + 86400
 
 

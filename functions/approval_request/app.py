@@ -93,7 +93,10 @@ def test_set_result(output_uri: str) -> dict[str, Any]:
 
 def request_review(request: dict[str, Any], now: datetime) -> dict[str, Any]:
     approval_id = new_approval_id()
-    expires = now + timedelta(seconds=int(request["timeoutSeconds"]))
+    # The state's timeout runs from when the run started waiting, not from this invocation, which a cold
+    # start or a retry can make seconds later: a link must not outlive the wait it answers.
+    waiting_since = datetime.fromisoformat(request["waitingSince"])
+    expires = waiting_since + timedelta(seconds=int(request["timeoutSeconds"]))
     expires_at = expires.isoformat(timespec="seconds")
     test_result = test_set_result(request["transform"]["outputUri"])
     review_url = f"{os.environ['API_BASE_URL'].rstrip('/')}/approvals/{approval_id}"
