@@ -20,7 +20,7 @@ from report import say
 from sklearn.datasets import make_classification
 
 from local_runtime import actions
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 ROWS = 200_000
 FEATURES = 20
@@ -83,5 +83,8 @@ def main(stack: LocalDeployment, rows: int = ROWS) -> dict[str, Any]:
 if __name__ == "__main__":
     from local_runtime.cli import ROOT, service_logs
 
-    with service_logs(ROOT / "bench" / "results" / "local-aws.log"), LocalDeployment(ROOT) as local:
+    with (
+        service_logs(ROOT / "bench" / "results" / "local-aws.log"),
+        LocalDeployment(ROOT, overrides=PROJECT_PARAMETERS) as local,
+    ):
         main(local)

@@ -27,7 +27,7 @@ import test_suite_time  # noqa: E402
 from report import say  # noqa: E402
 
 from local_runtime.cli import service_logs  # noqa: E402
-from local_runtime.stack import LocalDeployment  # noqa: E402
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment  # noqa: E402
 
 PACKAGES = ("moto", "boto3", "scikit-learn", "pyspark", "aws-lambda-powertools", "aws-sam-cli")
 
@@ -53,7 +53,7 @@ def main() -> int:
     results: dict[str, object] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
     log = ROOT / "bench" / "results" / "local-aws.log"
     say(f"Lambda and service logs: {log.relative_to(ROOT)}")
-    with service_logs(log), LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as stack:
+    with service_logs(log), LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as stack:
         section("1. Offline pipeline time")
         results["pipeline"] = pipeline_time.main(stack, args.runs)
         section("3. Prediction path")

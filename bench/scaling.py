@@ -30,7 +30,7 @@ from report import say  # noqa: E402
 
 from local_runtime import actions  # noqa: E402
 from local_runtime.progress import follow  # noqa: E402
-from local_runtime.stack import LocalDeployment  # noqa: E402
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment  # noqa: E402
 
 # Column -> the states it sums. A fresh stack has no production model, so the evaluation scores the
 # candidate alone; the column also counts the two-model state should a stack be reused.
@@ -98,7 +98,10 @@ class PeakMemory:
 
 
 def one_run(csv_path: Path, hyperparameters: dict[str, str]) -> dict[str, Any]:
-    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as stack, PeakMemory() as memory:
+    with (
+        LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as stack,
+        PeakMemory() as memory,
+    ):
         key = f"manual/{csv_path.name}"
         stack.client("s3").upload_file(str(csv_path), stack.outputs["DataBucketName"], key)
         run_input = {

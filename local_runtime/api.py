@@ -1,5 +1,6 @@
 """API Gateway on 127.0.0.1: the template's Api routes, each invoking its handler with a REST proxy event,
-after the route's Lambda authorizer (TOKEN or REQUEST) has allowed the call."""
+after the route's Lambda authorizer (TOKEN or REQUEST) has allowed the call; and HttpApi routes, with
+payload format 2.0 events."""
 
 from __future__ import annotations
 
@@ -55,16 +56,29 @@ class Route:
 
     @property
     def pattern(self) -> re.Pattern[str]:
-        # Matched with fullmatch: "$" would accept a trailing newline in a path parameter.
-        return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)))
+        # Matched with fullmatch: "$" would accept a trailing newline in a path parameter. {name+} is greedy.
+        greedy = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(self.path))
+        return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", greedy))
+
+    def accepts(self, method: str) -> bool:
+        return self.method in (method, "ANY")
 
 
 class LocalApi:
     """A WSGI app serving one stage of one REST API."""
 
     def __init__(
-        self, lambdas: LambdaRuntime, stage: str, routes: list[Route], api_key: str, access: AccessControl, api_id: str
+        self,
+        lambdas: LambdaRuntime,
+        stage: str,
+        routes: list[Route],
+        api_key: str,
+        access: AccessControl,
+        api_id: str,
+        http_api: bool = False,
     ) -> None:
+        # An HTTP API sends payload format 2.0 events, and its $default stage has no path prefix.
+        self.http_api = http_api
         self.access = access
         self.api_id = api_id
         self.lambdas = lambdas
@@ -76,7 +90,7 @@ class LocalApi:
         return self.dispatch(Request(environ))(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        prefix = f"/{self.stage}"
+        prefix = "" if self.http_api and self.stage == "$default" else f"/{self.stage}"
         if not request.path.startswith(prefix + "/"):
             return self._error(403, "Missing Authentication Token")
         path = request.path[len(prefix) :]
@@ -84,12 +98,15 @@ class LocalApi:
         if not matching:
             return self._error(403, "Missing Authentication Token")
         chosen = next(((r, m) for r, m in matching if r.method == request.method), None)
+        chosen = chosen or next(((r, m) for r, m in matching if r.accepts(request.method)), None)
         if chosen is None:
             return self._error(403, "Missing Authentication Token")
         route, match = chosen
         if route.api_key_required and request.headers.get("x-api-key") != self.api_key:
             return self._error(403, "Forbidden")
         method_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api_id}/{self.stage}/{request.method}{path}"
+        if self.http_api:
+            return self._dispatch_http_api(request, route, path, match.groupdict(), method_arn)
         event = self._event(request, route, path, match.groupdict())
         if route.authorizer:
             refused, context = self._authorize(route.authorizer, event, method_arn)
@@ -103,6 +120,72 @@ class LocalApi:
         if result.function_error:
             return self._error(502, "Internal server error")
         return self._response(result.payload)
+
+    def _dispatch_http_api(
+        self, request: Request, route: Route, path: str, parameters: dict[str, str], method_arn: str
+    ) -> Response:
+        if not self._may_invoke(route.function, method_arn):
+            return self._error(500, "Internal Server Error")
+        event = self._event_v2(request, route, path, parameters)
+        result = self.lambdas.invoke(route.function, json.dumps(event).encode())
+        if result.function_error:
+            return self._error(500, "Internal Server Error")
+        payload = result.payload
+        if isinstance(payload, dict) and "statusCode" in payload:
+            response = self._response(payload)
+            for cookie in payload.get("cookies") or []:
+                response.headers.add("Set-Cookie", cookie)
+            return response
+        # Format 2.0 lets a function return just its body: API Gateway answers 200 with it as JSON.
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        return Response(body, status=200, content_type="application/json")
+
+    def _event_v2(self, request: Request, route: Route, path: str, parameters: dict[str, str]) -> dict[str, Any]:
+        raw = request.get_data()
+        try:
+            body, encoded = raw.decode("utf-8"), False
+        except UnicodeDecodeError:
+            body, encoded = base64.b64encode(raw).decode(), True
+        # Format 2.0 joins repeated headers and query parameters with commas, and names headers in lower case.
+        headers = {k.lower(): ",".join(request.headers.getlist(k)) for k, _ in request.headers.items()}
+        headers.pop("cookie", None)
+        route_key = f"{route.method} {route.path}"
+        now = time.time()
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": request.path,
+            "rawQueryString": request.query_string.decode(),
+            "headers": headers,
+            "requestContext": {
+                "accountId": ACCOUNT,
+                "apiId": self.api_id,
+                "domainName": request.host,
+                "domainPrefix": request.host.split(".", 1)[0],
+                "http": {
+                    "method": request.method,
+                    "path": request.path,
+                    "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+                    "sourceIp": request.remote_addr,
+                    "userAgent": request.headers.get("User-Agent", ""),
+                },
+                "requestId": str(uuid.uuid4()),
+                "routeKey": route_key,
+                "stage": self.stage,
+                "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "timeEpoch": int(now * 1000),
+            },
+            "isBase64Encoded": encoded,
+        }
+        if request.cookies:
+            event["cookies"] = [f"{k}={v}" for k, v in request.cookies.items(multi=True)]
+        if request.args:
+            event["queryStringParameters"] = {k: ",".join(request.args.getlist(k)) for k in request.args}
+        if parameters:
+            event["pathParameters"] = parameters
+        if body:
+            event["body"] = body
+        return event
 
     def _may_invoke(self, function: str, source_arn: str) -> bool:
         function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}"

@@ -2,6 +2,7 @@
 
 sfn-mlops demo                      the whole pipeline offline (what `make demo` runs)
 sfn-mlops up                        start the local stack and keep it running
+sfn-mlops up --template PATH        the same for any SAM template
 sfn-mlops start --input '{...}'     start a run            (local: --endpoint-url, AWS: --stack)
 sfn-mlops watch EXECUTION_ARN       follow a run state by state
 sfn-mlops approve LINK / reject LINK
@@ -99,18 +100,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    from local_runtime.stack import LocalDeployment
+def deployment_for(args: argparse.Namespace) -> Any:
+    """The LocalDeployment `up` starts: this project's template (with its reviewer address), or --template's."""
+    from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
+    settings = {
+        "mock_config": Path(args.mock_config) if args.mock_config else None,
+        "port": args.port,
+        "fire_schedules": args.fire_schedules,
+    }
+    if args.template is None:
+        return LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, **_overrides(args)}, **settings)
+    template = Path(args.template).resolve()
+    stack_name = re.sub(r"[^A-Za-z0-9-]", "-", template.parent.name).strip("-") or "local"
+    return LocalDeployment(template.parent, stack_name, _overrides(args), template=template.name, **settings)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
     log = ROOT / "demo-output" / "local-aws.log"
     console.print(f"Lambda and service logs: {log}")
-    with service_logs(log), LocalDeployment(ROOT, overrides=_overrides(args)) as stack:
-        console.print(f"AWS endpoint: {stack.endpoint_url}\nAPI: {stack.api_url}\nAPI key: {stack.api_key}")
+    with service_logs(log), deployment_for(args) as stack:
+        apis = "".join(f"API {name}: {url}\n" for name, url in stack.api_urls.items())
+        api_key = f"API key: {stack.api_key}" if stack.api_url else ""  # REST APIs' key; HTTP APIs take none
+        console.print(f"AWS endpoint: {stack.endpoint_url}\n{apis}{api_key}".rstrip(), highlight=False)
         console.print_json(json.dumps(stack.outputs))
+        for skipped in stack.skipped:
+            console.print(f"[yellow]Skipped[/] {skipped}: not emulated locally; a request naming it fails")
         console.print(
             f"Local inbox (what the email subscriptions receive): sfn-mlops inbox --endpoint-url {stack.endpoint_url}\n"
-            f'Try: sfn-mlops start --endpoint-url {stack.endpoint_url} --input \'{{"trigger": "manual"}}\'\n'
-            f"AWS CLI: export AWS_ENDPOINT_URL={stack.endpoint_url} AWS_DEFAULT_REGION=us-east-1 "
+            + (
+                f'Try: sfn-mlops start --endpoint-url {stack.endpoint_url} --input \'{{"trigger": "manual"}}\'\n'
+                if args.template is None
+                else ""
+            )
+            + f"AWS CLI: export AWS_ENDPOINT_URL={stack.endpoint_url} AWS_DEFAULT_REGION=us-east-1 "
             "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\nCtrl-C stops everything."
         )
         stop = threading.Event()
@@ -232,7 +255,11 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--interactive", action="store_true", help="wait for you to click the review link")
     demo.add_argument("--output", default=str(ROOT / "demo-output"), help="where workflow pictures go")
     demo.set_defaults(run=cmd_demo)
-    up = sub.add_parser("up", help="start the local stack and keep it running")
+    up = sub.add_parser("up", help="start the local stack (this project's, or --template's) and keep it running")
+    up.add_argument("--template", help="a SAM or CloudFormation template to deploy instead of this project's")
+    up.add_argument("--mock-config", help="a Step Functions Local MockConfigFile (default: statemachine/test/...)")
+    up.add_argument("--port", type=int, default=0, help="the AWS endpoint's port (default: a free one)")
+    up.add_argument("--fire-schedules", action="store_true", help="fire every enabled schedule once after deploy")
     up.set_defaults(run=cmd_up)
     for p in (demo, up):
         p.add_argument(

@@ -21,7 +21,7 @@ from rich.table import Table
 from local_runtime import actions
 from local_runtime.graph import write_svg
 from local_runtime.progress import ExecutionView, StateRun, follow
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 # Where the time goes: states whose duration is the work itself (Spark, training, scoring,
 # starting the endpoint), the human review, and everything else, which is orchestration.
@@ -59,7 +59,7 @@ class Demo:
         self, root: Path, output_dir: Path, interactive: bool, console: Console, overrides: dict[str, str] | None = None
     ) -> None:
         self.root = root
-        self.overrides = {"StatusPollSeconds": "1", **(overrides or {})}
+        self.overrides = {**PROJECT_PARAMETERS, "StatusPollSeconds": "1", **(overrides or {})}
         self.output_dir = output_dir
         self.interactive = interactive
         self.console = console

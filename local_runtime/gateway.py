@@ -39,7 +39,7 @@ from local_runtime.iam import Decision
 from local_runtime.lambdas import NO_ANSWER, LambdaRuntime
 from local_runtime.mocking import MISSING_RESPONSE_ERROR, MockConfig, TestCaseArns, execution_arn, mocked_task_events
 from local_runtime.sagemaker import LocalSageMaker
-from local_runtime.template import ACCOUNT, REGION
+from local_runtime.template import ACCOUNT, REGION, SKIPPED_MARKER
 
 LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 ENDPOINT_INVOKE = re.compile(r"^/endpoints/([^/]+)/invocations$")
@@ -136,7 +136,10 @@ class Gateway:
         stack: Callable[[], StackDescription],
         mocks: MockConfig | None = None,
         activities: Activities | None = None,
+        refusal_for_skipped: Callable[[str, bool], str | None] = lambda text, by_role: None,
     ) -> None:
+        # Why a request naming a resource the deploy skipped is refused (the request's text, made by a role?).
+        self.refusal_for_skipped = refusal_for_skipped
         self.access = access
         self.mocks = mocks
         self.test_cases = TestCaseArns()
@@ -163,6 +166,11 @@ class Gateway:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         method = environ.get("REQUEST_METHOD", "GET")
         caller = self.access.caller_of(environ)
+        request_text = f"{path}?{environ.get('QUERY_STRING', '')}"
+        if SKIPPED_MARKER in request_text or SKIPPED_MARKER.encode() in body:
+            refusal = self.refusal_for_skipped(f"{request_text} {body.decode(errors='replace')}", caller is not None)
+            if refusal is not None:
+                return self._access_denied(environ, Decision(False, refusal), start_response)
         if caller is not None:
             denied = self._authorize(caller, environ, body)
             if denied is not None:

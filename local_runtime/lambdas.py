@@ -1,76 +1,46 @@
-"""Runs Lambda handlers in-process, with Lambda's context object and error contract.
+"""Runs Lambda functions as Lambda does: each in execution environments of its own.
 
-Each function is imported from its own folder; the modules it brings (app.py and its helpers)
-are kept out of ``sys.modules`` afterwards, so two functions never share a module by accident.
+An execution environment is a worker process started from a small runtime bootstrap
+(``lambda_runtimes/``) for the function's runtime (Python or Node.js), with the environment Lambda gives
+it: the template's variables, Lambda's reserved ones, and credentials that name the function's role. A
+worker imports the handler once and serves one invocation at a time; it is kept while warm, so module
+state persists between invocations, and a second concurrent invocation gets a second worker. The
+function's Timeout and MemorySize are enforced: the worker is killed and Lambda's error is returned.
+
+Local providers (Python callables that stand in for service integrations) run in this process.
 """
 
 from __future__ import annotations
 
-import contextvars
-import importlib.util
-import io
+import contextlib
 import json
-import logging
-import re
+import os
+import secrets
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
-import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import boto3
-import botocore.handlers
 
 from local_runtime.access import Principal
 from local_runtime.template import ACCOUNT, REGION
 
-# The function whose handler runs in this thread: its SDK calls carry its role's credentials.
-RUNNING_AS: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("RUNNING_AS", default=None)
-_CREDENTIAL = re.compile(r"Credential=[^/]+/")
-
-
-def _sign_as_running_function(request: Any, **_: Any) -> None:
-    """Lambda gives each sandbox its role's credentials; in-process handlers share one environment,
-    so their requests are re-attributed to the running function's role just before they are sent."""
-    principal = RUNNING_AS.get()
-    if principal is None or "Authorization" not in request.headers:
-        return
-    header = request.headers["Authorization"]
-    text = header.decode() if isinstance(header, bytes) else header
-    request.headers["Authorization"] = _CREDENTIAL.sub(f"Credential={principal.access_key}/", text)
-    request.headers["X-Amz-Security-Token"] = principal.credentials["aws_session_token"]
-
-
-def install_credential_hook() -> None:
-    """Registers the hook for sessions created from now on and for boto3's default session."""
-    entry = ("before-send", _sign_as_running_function)
-    if entry not in botocore.handlers.BUILTIN_HANDLERS:
-        botocore.handlers.BUILTIN_HANDLERS.append(entry)
-    if boto3.DEFAULT_SESSION is not None:
-        boto3.DEFAULT_SESSION.events.register("before-send", _sign_as_running_function, unique_id="sfn-mlops-run-as")
-
-
-@dataclass
-class LambdaContext:
-    """The context object handlers receive; Powertools reads these attributes."""
-
-    function_name: str
-    memory_limit_in_mb: int = 128
-    timeout_seconds: int = 3
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_seconds * 1000
+BOOTSTRAPS = Path(__file__).parent / "lambda_runtimes"
+MARK = b"\x1e"  # the bootstrap's line that closes an invocation's log
+# Lambda gives init 10 seconds of its own before the function's timeout applies.
+INIT_SECONDS = 10
+# How often a busy worker's memory is looked at; a hog may outgrow its limit by what it allocates meanwhile.
+MEMORY_POLL_SECONDS = 0.01
+# What Go (Lambda's runtime interface) calls the signals a runtime may die of.
+SIGNAL_NAMES = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
+                signal.SIGABRT: "aborted", signal.SIGBUS: "bus error"}  # fmt: skip
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
@@ -80,42 +50,149 @@ class Invocation:
     log: str = ""
 
 
-# What the running invocation printed, for Invoke's ``LogType: Tail``.
-_LOG: contextvars.ContextVar[io.StringIO | None] = contextvars.ContextVar("invocation_log", default=None)
-
-
-class _InvocationLog(io.TextIOBase):
-    """stdout that also keeps what each invocation writes, as Lambda's log stream does."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> int:
-        log = _LOG.get()
-        if log is not None:
-            log.write(text)
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-def _keep_invocation_logs() -> None:
-    """Tees stdout and every log handler's stream, wherever it was bound (Powertools binds it once)."""
-    if not isinstance(sys.stdout, _InvocationLog):
-        sys.stdout = _InvocationLog(sys.stdout)
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-    for logger in loggers:
-        for handler in getattr(logger, "handlers", []):
-            if type(handler) is logging.StreamHandler and not isinstance(handler.stream, _InvocationLog):
-                handler.setStream(_InvocationLog(handler.stream))
-
-
 class UnknownFunction(Exception):
     pass
 
 
+class _WorkerDied(Exception):
+    """The runtime process ended (or was ended) before it answered."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Worker:
+    """One execution environment: a runtime process, its control socket and its log pipe."""
+
+    def __init__(self, function: LocalFunction, log: list[str]) -> None:
+        self.function = function
+        self.log: list[str] | None = log
+        self.marks: set[str] = set()
+        self.marked = threading.Condition()
+        self._buffer = b""
+        parent, child = socket.socketpair()
+        self.channel = parent
+        try:
+            self.process = subprocess.Popen(
+                [*function.command(), str(child.fileno())],
+                env=function.worker_environment(),
+                cwd=function.code_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(child.fileno(),),
+            )
+        finally:
+            child.close()
+        self.logs = threading.Thread(target=self._read_log, daemon=True, name=f"lambda-log-{function.name}")
+        self.logs.start()
+
+    def _read_log(self) -> None:
+        """Lambda sends a function's output to its log stream; locally it goes to this process's stdout (the
+        service log under the CLI) and to the invocation's own log, for ``LogType: Tail``."""
+        assert self.process.stdout
+        for raw in self.process.stdout:
+            text, mark, rest = raw.partition(MARK)
+            if text:
+                line = text.decode(errors="replace")
+                if mark and not line.endswith("\n"):
+                    line += "\n"
+                with self.marked:
+                    if self.log is not None:
+                        self.log.append(line)
+                with contextlib.suppress(ValueError):  # stdout closed under us (the CLI is exiting)
+                    sys.stdout.write(line)
+            if mark:
+                with self.marked:
+                    self.marks.add(rest.decode().strip())
+                    self.marked.notify_all()
+        with self.marked:
+            self.marks.add("")  # the pipe closed: no mark will come
+            self.marked.notify_all()
+
+    def wait_for_log(self, mark: str, seconds: float = 2.0) -> None:
+        with self.marked:
+            self.marked.wait_for(lambda: mark in self.marks or "" in self.marks, seconds)
+            self.marks.discard(mark)
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.channel.sendall(json.dumps(message).encode() + b"\n")
+        except OSError:
+            raise _WorkerDied(self._exit_reason()) from None
+
+    def receive(self, deadline: float) -> dict[str, Any]:
+        """The runtime's next message; watches its memory while waiting, as Lambda's cgroup limit would."""
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _TimedOut
+            self.channel.settimeout(min(left, MEMORY_POLL_SECONDS))
+            try:
+                chunk = self.channel.recv(65536)
+            except TimeoutError:
+                if self.resident_mb() > self.function.memory:
+                    self.kill()
+                    raise _WorkerDied(self._exit_reason()) from None
+                continue
+            if not chunk:
+                raise _WorkerDied(self._exit_reason())
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def resident_mb(self) -> float:
+        try:
+            with open(f"/proc/{self.process.pid}/statm") as statm:
+                return int(statm.read().split()[1]) * PAGE_BYTES / 2**20
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def peak_mb(self) -> int:
+        """What Lambda's REPORT line calls Max Memory Used: the environment's high-water mark."""
+        try:
+            with open(f"/proc/{self.process.pid}/status") as status:
+                line = next(line for line in status if line.startswith("VmHWM:"))
+            return int(line.split()[1]) // 1024
+        except (OSError, StopIteration, ValueError):
+            return 0
+
+    def _exit_reason(self) -> str:
+        try:
+            code = self.process.wait(2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.process.wait()
+        if code < 0:
+            return f"Runtime exited with error: signal: {SIGNAL_NAMES.get(-code, signal.Signals(-code).name)}"
+        if code > 0:
+            return f"Runtime exited with error: exit status {code}"
+        return "Runtime exited without providing a reason"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+
+    def close(self) -> None:
+        self.kill()
+        self.process.wait()
+        self.channel.close()
+        self.logs.join(2)
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
 class LocalFunction:
+    """A function of the template and its execution environments (warm workers kept for reuse)."""
+
     def __init__(
         self,
         name: str,
@@ -123,67 +200,168 @@ class LocalFunction:
         handler: str,
         environment: dict[str, str],
         principal: Principal | None = None,
+        endpoint_url: str | None = None,
         **settings: Any,
     ) -> None:
         self.name = name
         self.principal = principal
         self.code_dir = code_dir
-        self.module_name, self.handler_name = handler.rsplit(".", 1)
+        self.handler = handler
         self.environment = environment
+        self.endpoint_url = endpoint_url
+        self.runtime = str(settings.get("Runtime", "python3.13"))
+        if not self.runtime.startswith(("python3", "nodejs")):
+            raise ValueError(f"{name}: the local runtime runs Python and Node.js functions, not {self.runtime}")
         self.memory = int(settings.get("MemorySize", 128))
-        self.timeout = int(settings.get("Timeout", 3))
-        self._handler: Any = None
+        self.timeout = float(settings.get("Timeout", 3))
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._closed = False
+        self.log_stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{secrets.token_hex(16)}"
 
-    def _load(self) -> Any:
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.name}"
+
+    def command(self) -> list[str]:
+        if self.runtime.startswith("nodejs"):
+            return ["node", str(BOOTSTRAPS / "node_bootstrap.cjs")]
+        # -I: the handler sees its own folder and the installed packages, not this project or PYTHON* variables.
+        return [sys.executable, "-I", str(BOOTSTRAPS / "python_bootstrap.py")]
+
+    def worker_environment(self) -> dict[str, str]:
+        """What Lambda puts in an execution environment: the function's variables, then the reserved ones
+        (which a function cannot override), with credentials that name its role."""
+        credentials = self.principal.credentials if self.principal else {
+            "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            "aws_session_token": os.environ.get("AWS_SESSION_TOKEN", "testing"),
+        }  # fmt: skip
+        runtime_name = self.runtime.replace(".x", "")
+        return {
+            **self.environment,
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime_name}",
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+            "AWS_SESSION_TOKEN": credentials["aws_session_token"],
+            "_HANDLER": self.handler,
+            "LAMBDA_TASK_ROOT": str(self.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(BOOTSTRAPS),
+            # Not Lambda's: the SDKs in the function reach the local endpoint instead of AWS's.
+            **({"AWS_ENDPOINT_URL": self.endpoint_url} if self.endpoint_url else {}),
+        }
+
+    def _take_worker(self, log: list[str]) -> tuple[_Worker, bool]:
         with self._lock:
-            if self._handler is None:
-                before = set(sys.modules)
-                spec = importlib.util.spec_from_file_location(
-                    f"local_lambda_{self.name}", self.code_dir / f"{self.module_name}.py"
-                )
-                assert spec and spec.loader
-                module = importlib.util.module_from_spec(spec)
-                sys.path.insert(0, str(self.code_dir))
-                try:
-                    spec.loader.exec_module(module)
-                finally:
-                    sys.path.remove(str(self.code_dir))
-                    for name in set(sys.modules) - before:
-                        origin = getattr(sys.modules[name], "__file__", None) or ""
-                        if origin.startswith(str(self.code_dir)):
-                            del sys.modules[name]
-                self._handler = getattr(module, self.handler_name)
-                _keep_invocation_logs()
-        return self._handler
+            if self._closed:
+                raise RuntimeError(f"{self.name}: the deployment is closed")
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive():
+                    worker.log = log
+                    self._busy.add(worker)
+                    return worker, False
+                worker.close()
+            worker = _Worker(self, log)
+            self._busy.add(worker)
+            return worker, True
+
+    def _give_back(self, worker: _Worker, healthy: bool) -> None:
+        with worker.marked:
+            worker.log = None
+        with self._lock:
+            self._busy.discard(worker)
+            if healthy and not self._closed and worker.alive():
+                self._idle.append(worker)
+                return
+        worker.close()
 
     def invoke(self, event: Any) -> Invocation:
-        context = LambdaContext(self.name, memory_limit_in_mb=self.memory, timeout_seconds=self.timeout)
-        request_id = context.aws_request_id
-        token, log = RUNNING_AS.set(self.principal), io.StringIO()
-        log_token = _LOG.set(log)
+        request_id = str(uuid.uuid4())
+        log: list[str] = [f"START RequestId: {request_id} Version: $LATEST\n"]
         started = time.perf_counter()
-        log.write(f"START RequestId: {request_id} Version: $LATEST\n")
+        worker, cold = self._take_worker(log)
+        healthy, sent = False, started
         try:
-            invocation = Invocation(self._load()(event, context))
-        except Exception as error:
-            invocation = Invocation(
+            if cold:
+                init = worker.receive(time.monotonic() + INIT_SECONDS + self.timeout)
+                worker.wait_for_log("init")
+                if "init_error" in init:
+                    raise _InitFailed(init["init_error"])
+            deadline, sent = time.monotonic() + self.timeout, time.perf_counter()
+            worker.send(
                 {
-                    "errorMessage": str(error),
-                    "errorType": type(error).__name__,
-                    "requestId": request_id,
-                    "stackTrace": traceback.format_exception(error)[-4:],
-                },
+                    "event": event,
+                    "request_id": request_id,
+                    "invoked_function_arn": self.arn,
+                    "deadline_ms": int(time.time() * 1000 + self.timeout * 1000),
+                }
+            )
+            answer = worker.receive(deadline)
+            worker.wait_for_log(request_id)
+            healthy = True
+            if "error" in answer:
+                # The Python runtimes add the request id to the error; the Node.js ones do not.
+                error = (
+                    answer["error"]
+                    if self.runtime.startswith("nodejs")
+                    else {**answer["error"], "requestId": request_id}
+                )
+                invocation = Invocation(error, function_error="Unhandled")
+            else:
+                invocation = Invocation(json.loads(answer["result"]))
+        except _InitFailed as failure:
+            invocation = Invocation({**failure.error, "requestId": request_id}, function_error="Unhandled")
+        except _TimedOut:
+            seconds = time.perf_counter() - sent
+            message = f"Task timed out after {seconds:.2f} seconds"
+            log.append(f"{datetime.now(UTC).isoformat(timespec='milliseconds')[:-6]}Z {request_id} {message}\n")
+            invocation = Invocation(
+                {"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: {request_id} Error: {message}"},
+                function_error="Unhandled",
+            )
+        except _WorkerDied as death:
+            worker.wait_for_log(request_id, 0.5)
+            log.append(f"RequestId: {request_id} Error: {death.reason}\nRuntime.ExitError\n")
+            invocation = Invocation(
+                {"errorType": "Runtime.ExitError", "errorMessage": f"RequestId: {request_id} Error: {death.reason}"},
                 function_error="Unhandled",
             )
         finally:
-            RUNNING_AS.reset(token)
-            _LOG.reset(log_token)
+            peak = worker.peak_mb()
+            self._give_back(worker, healthy)
         duration = (time.perf_counter() - started) * 1000
-        log.write(f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
-                  f"Memory Size: {self.memory} MB\n")  # fmt: skip
-        invocation.log = log.getvalue()
+        log.append(f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
+                   f"Memory Size: {self.memory} MB\tMax Memory Used: {peak} MB\n")  # fmt: skip
+        invocation.log = "".join(log)
         return invocation
+
+    def close(self) -> None:
+        """Ends every execution environment, busy ones included: no worker outlives the deployment."""
+        with self._lock:
+            self._closed = True
+            workers = [*self._idle, *self._busy]
+            self._idle.clear()
+        for worker in workers:
+            worker.close()
+
+
+class _InitFailed(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("errorMessage"))
+        self.error = error
 
 
 class LambdaRuntime:
@@ -192,18 +370,15 @@ class LambdaRuntime:
     def __init__(self) -> None:
         self.functions: dict[str, LocalFunction] = {}
         self.providers: dict[str, Any] = {}
-        _keep_invocation_logs()
 
     def add(self, function: LocalFunction) -> None:
-        """Registers a function. Handlers share one process's os.environ, so two functions that set a
-        variable differently cannot run side by side; that is refused here."""
-        for key, value in function.environment.items():
-            other = next((f for f in self.functions.values() if f.environment.get(key, value) != value), None)
-            if other:
-                raise ValueError(
-                    f"{function.name} and {other.name} set {key} differently; the local runtime needs one value"
-                )
+        """Registers a function; it starts no worker until it is invoked, as Lambda starts none on deploy."""
         self.functions[function.name] = function
+
+    def close(self) -> None:
+        """Stops every function's workers."""
+        for function in self.functions.values():
+            function.close()
 
     def add_provider(self, name: str, handler: Any) -> str:
         """A built-in function that stands in for a service integration; returns its ARN."""

@@ -18,6 +18,7 @@ from local_runtime.template import REGION
 
 _BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 _XRAY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+_SQS_POLLER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
 _XRAY_DAEMON = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
 
 # The AWS managed policies SAM attaches, as AWS publishes them. An ARN missing here grants nothing
@@ -45,6 +46,23 @@ managed_policy_documents: dict[str, dict[str, Any]] = {
             {
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "*",
+            }
+        ],
+    },
+    _SQS_POLLER: {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                ],
                 "Resource": "*",
             }
         ],

@@ -1,10 +1,12 @@
-"""A local stack: starts AWS on localhost and deploys template.yaml into it.
+"""A local stack: starts AWS on localhost and deploys a SAM template (template.yaml by default) into it.
 
     with LocalDeployment(ROOT, overrides={"NotificationEmail": "me@example.com"}) as stack:
         stack.client("s3").put_object(...)
 
-Everything listens on 127.0.0.1 on free ports, and ``close()`` (also on Ctrl-C) stops every
-thread, server and child process it started.
+Everything listens on 127.0.0.1 on free ports (the AWS endpoint on ``port`` when one is given), and
+``close()`` (also on Ctrl-C) stops every thread, server and child process it started. Resources of a
+type the local runtime cannot deploy are skipped with a warning and listed in ``stack.skipped``; a
+request that names one of them (through its !Ref or !GetAtt) is refused with a message naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 import uuid
 import zipfile
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -41,20 +45,37 @@ from local_runtime.cognito import HostedSignIn
 from local_runtime.gateway import Gateway
 from local_runtime.glue import LocalGlue
 from local_runtime.jsonata_engine import install as install_jsonata
-from local_runtime.lambdas import LambdaRuntime, LocalFunction, install_credential_hook
+from local_runtime.lambdas import LambdaRuntime, LocalFunction
 from local_runtime.mocking import PROVIDER as MOCK_PROVIDER
 from local_runtime.mocking import MockConfig, MockConfigError
 from local_runtime.packaging import create_managed_bucket, s3_location, sam_package
 from local_runtime.roles import managed_policy_documents, transformed_resources
 from local_runtime.sagemaker import LocalSageMaker
+from local_runtime.schedules import next_fire
 from local_runtime.template import (
     ACCOUNT,
     REGION,
+    SKIPPED_MARKER,
     Template,
     UnsupportedTemplate,
     is_custom_resource,
     load_template,
 )
+
+# This project's template asks for the reviewer's address and has no default for it; its own entry
+# points (the CLI, the demo, the tests) pass this one.
+PROJECT_PARAMETERS = {"NotificationEmail": "reviewer@example.com"}
+# Function event sources that the local runtime wires up from what the SAM transform generates for them.
+WIRED_FUNCTION_EVENTS = ("SQS", "SNS", "Schedule", "ScheduleV2", "EventBridgeRule", "CloudWatchEvent")
+# What the SAM transform generates for those event sources.
+GENERATED_EVENT_TYPES = (
+    "AWS::Events::Rule",
+    "AWS::Scheduler::Schedule",
+    "AWS::SNS::Subscription",
+    "AWS::Lambda::EventSourceMapping",
+)
+# Served as routes of an API, not wired as a generated resource.
+API_EVENTS = ("Api", "HttpApi")
 
 # .sync integrations moto's engine cannot run, and the local provider that stands in for each.
 SYNC_PROVIDERS = {
@@ -119,8 +140,8 @@ class _QuietHandler(MotoRequestHandler):
 class _Server:
     """A werkzeug server on 127.0.0.1 in a daemon thread."""
 
-    def __init__(self, app: Any) -> None:
-        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    def __init__(self, app: Any, port: int = 0) -> None:
+        self.server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name=f"server-{self.port}")
         self.thread.start()
@@ -141,10 +162,26 @@ class LocalDeployment:
         overrides: dict[str, str] | None = None,
         workdir: Path | None = None,
         mock_config: Path | None = None,
+        template: str = "template.yaml",
+        port: int = 0,
+        fire_schedules: bool = False,
     ) -> None:
+        """``root`` holds the template (``template``, relative to it); ``port`` fixes the AWS endpoint's port;
+        ``fire_schedules`` fires every enabled schedule once right after the deploy."""
         self.root = root
+        self.template_file = root / template
         self.stack_name = stack_name
-        self.overrides = {"NotificationEmail": "reviewer@example.com", **(overrides or {})}
+        self.overrides = dict(overrides or {})
+        self.port = port
+        self.fire_schedules = fire_schedules
+        # What the deploy skipped, as "<logical id> (<type>)", for the user to see.
+        self.skipped: list[str] = []
+        self._schedules: list[LocalSchedule] = []
+        self._deploying = False
+        self.api_url: str | None = None
+        # Each API's local base URL (with its stage), by logical id.
+        self.api_urls: dict[str, str] = {}
+        self.state_machine_arn: str | None = None
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="sfn-mlops-local-"))
         self.access = AccessControl()
@@ -158,15 +195,18 @@ class LocalDeployment:
         self.mail: list[dict[str, Any]] = []
         self._servers: list[_Server] = []
         self._sign_in_server: _Server | None = None
-        # (delivery queue, rule ARN, target state machine, input transformer, target role)
-        self._rules: list[tuple[str, str, str, dict[str, Any], str]] = []
+        # (delivery queue, rule ARN, target): what a rule matched, sent on to the target by the delivery thread
+        self._rules: list[tuple[str, str, dict[str, Any]]] = []
+        # (queue, handler of a batch of its messages that returns the ones to delete): polled like _rules
+        self._pollers: list[tuple[str, Any]] = []
         self._multipart_seen: dict[str, set[tuple[str, ...]]] = defaultdict(set)  # by rule queue
         self.stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack_name}/{uuid.uuid4()}"
         self._stopping = threading.Event()
         self._saved_env: dict[str, str | None] = {}
         self.template: Template | None = None
+        # A mock config named explicitly must exist; the conventional one is read when there is one.
         mock_path = mock_config or root / "statemachine" / "test" / "MockConfigFile.json"
-        self.mocks = MockConfig.load(mock_path) if mock_path.exists() else MockConfig({})
+        self.mocks = MockConfig.load(mock_path) if mock_config or mock_path.exists() else MockConfig({})
         self._case_machines: dict[str, str] = {}
         self.activities = Activities()
         self._case_lock = threading.Lock()
@@ -184,7 +224,6 @@ class LocalDeployment:
         self.close()
 
     def start(self) -> LocalDeployment:
-        install_credential_hook()
         handlers = {
             "arn:aws:states:::sagemaker:createTrainingJob.sync": lambda r, c: self.sagemaker.run_sync("training", r, c),
             "arn:aws:states:::sagemaker:createTransformJob.sync": lambda r, c: self.sagemaker.run_sync(
@@ -215,9 +254,10 @@ class LocalDeployment:
             self.describe,
             self.mocks,
             self.activities,
+            self.refusal_for_skipped,
         )
         self.gateway = gateway
-        aws = _Server(gateway)
+        aws = _Server(gateway, self.port)
         self._servers.append(aws)
         self.endpoint_url = f"http://127.0.0.1:{aws.port}"
         self._set_env(
@@ -236,14 +276,25 @@ class LocalDeployment:
             timeout=10,
         ).raise_for_status()
         install_jsonata()  # JSONata states run in moto's in-process ASL engine
-        self.deploy()
+        self._deploying = True
+        try:
+            self.deploy()
+        finally:
+            self._deploying = False
         threading.Thread(target=self._deliver_rule_events, daemon=True, name="eventbridge-delivery").start()
+        if self._schedules:
+            threading.Thread(target=self._run_schedules, daemon=True, name="schedules").start()
+        if self.fire_schedules:
+            for schedule in self._schedules:
+                if schedule.enabled:
+                    self._fire(schedule)
         return self
 
     def close(self) -> None:
         self._stopping.set()
         self.sagemaker.stop()
         self.glue.stop()
+        self.lambdas.close()
         if self._servers:
             self._stop_executions()
             # moto keeps its state in the process; the next stack starts from an empty account.
@@ -307,7 +358,7 @@ class LocalDeployment:
         self.packaging_bucket = create_managed_bucket(admin)
         admin.create_bucket(Bucket=RESPONSES_BUCKET)  # CloudFormation's, for custom resource responses
         packaged = sam_package(
-            self.root / "template.yaml",
+            self.template_file,
             self.packaging_bucket,
             self.stack_name,
             self.workdir / "packaged.yaml",
@@ -317,12 +368,15 @@ class LocalDeployment:
         template = load_template(packaged, self.stack_name, self.overrides)
         self.template = template
         api_ids = template.of_type("AWS::Serverless::Api")
+        http_api_ids = [*template.of_type("AWS::Serverless::HttpApi"), *self._implicit_http_api(template)]
         for api in api_ids:
             # SAM's API key, in moto's API Gateway so `aws apigateway get-api-key --include-value` answers.
             key = self.client("apigateway").create_api_key(name=f"{api}ApiKey", value=self.api_key, enabled=True)
             template.physical_ids[f"{api}ApiKey"] = key["id"]
         generated = transformed_resources(template.body, template.parameters)
         template.name_generated(generated)
+        for logical_id in http_api_ids:
+            template.physical_ids[logical_id] = secrets.token_hex(5)  # an API id, as API Gateway makes one
         self._generated = generated
         known = {
             "AWS::S3::Bucket": self._bucket,
@@ -345,28 +399,47 @@ class LocalDeployment:
             "AWS::Cognito::UserPoolDomain": self._user_pool_domain,
             "AWS::Cognito::UserPoolClient": self._user_pool_client,
             "AWS::SSM::Parameter": self._ssm_parameter,
+            "AWS::SQS::Queue": self._queue,
+            "AWS::SQS::QueuePolicy": self._queue_policy,
+            "AWS::Serverless::HttpApi": lambda logical_id: None,  # served by _http_api
+            "AWS::StepFunctions::Activity": self._activity,
+            "AWS::StepFunctions::StateMachine": self._state_machine,
+            "AWS::SNS::Subscription": self._subscription,
+            "AWS::Scheduler::Schedule": self._scheduler_schedule,
+            "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
+            "AWS::Lambda::Permission": lambda logical_id: None,  # evaluated by the access control (_roles)
         }
-        types = {r["Type"] for r in template.resources.values()}
-        unsupported = sorted(t for t in types - set(known) if not is_custom_resource(t))
-        if unsupported:
-            raise UnsupportedTemplate(f"the local runtime cannot deploy {', '.join(unsupported)} yet")
+        for logical_id, resource in template.resources.items():
+            if resource["Type"] not in known and not is_custom_resource(resource["Type"]):
+                template.skipped[logical_id] = resource["Type"]
+                self.skipped.append(f"{logical_id} ({resource['Type']})")
+                log.warning(
+                    "skipped %s (%s): the local runtime cannot deploy that type; a request naming it fails",
+                    logical_id,
+                    resource["Type"],
+                )
         self._user_pools()
         self._roles(generated)
         for api in api_ids:
             self._api(api)
+        for api in http_api_ids:
+            self._http_api(api)
         # Custom resources run once their functions exist; the state machine goes last, as its
         # definition refers to everything else.
         wanted = self._wanted()
 
-        def stage(logical_id: str) -> int:
-            resource_type = template.resources[logical_id]["Type"]
-            return (
-                2 if resource_type == "AWS::Serverless::StateMachine" else 1 if is_custom_resource(resource_type) else 0
-            )
+        machines = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
 
-        for logical_id in sorted(wanted, key=stage):
+        def stage(logical_id: str) -> int:
+            resource = template.resources[logical_id]
+            if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" not in resource.get("Properties", {}):
+                return -1  # before the queues that name it as their dead-letter queue
+            return 2 if resource["Type"] in machines else 1 if is_custom_resource(resource["Type"]) else 0
+
+        for logical_id in sorted((w for w in wanted if w not in template.skipped), key=stage):
             resource_type = template.resources[logical_id]["Type"]
             (self._custom_resource if is_custom_resource(resource_type) else known[resource_type])(logical_id)
+        self._function_events(known)
         self.outputs = {k: str(template.resolve(v["Value"])) for k, v in template.body.get("Outputs", {}).items()}
 
     def describe(self) -> StackDescription:
@@ -520,7 +593,7 @@ class LocalDeployment:
     def _topic(self, logical_id: str) -> None:
         assert self.template
         arn, props = self.template.physical_ids[logical_id], self.template.properties(logical_id)
-        sns, sqs = self.client("sns"), self.client("sqs")
+        sns = self.client("sns")
         attributes = {"KmsMasterKeyId": props["KmsMasterKeyId"]} if "KmsMasterKeyId" in props else {}
         if not attributes.get("KmsMasterKeyId", "alias/aws/").startswith("alias/aws/"):
             self.access.encryption_keys[arn] = attributes["KmsMasterKeyId"]
@@ -528,13 +601,15 @@ class LocalDeployment:
         for index, subscription in enumerate(props.get("Subscription", [])):
             sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
             if subscription["Protocol"] == "email":
-                # Locally, an SQS queue receives what the email address would.
-                queue = sqs.create_queue(QueueName=f"{self.stack_name}-{logical_id}-email-{index}")["QueueUrl"]
-                queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-                    "QueueArn"
-                ]
-                sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
-                self.inbox_queue_urls.append(queue)
+                self._email_inbox(arn, f"{self.stack_name}-{logical_id}-email-{index}")
+
+    def _email_inbox(self, topic_arn: str, queue_name: str) -> None:
+        """Locally, an SQS queue receives what the email address would (`sfn-mlops inbox` reads *-email-N)."""
+        sqs = self.client("sqs")
+        queue = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        self.inbox_queue_urls.append(queue)
 
     def _log_group(self, logical_id: str) -> None:
         assert self.template
@@ -581,7 +656,10 @@ class LocalDeployment:
             code_dir,
             settings["Handler"],
             settings["Environment"]["Variables"],
+            # Lambda hands the role's credentials to the function's environment; locally the access key
+            # in them is what names the role to the gateway's access checks.
             principal=self.access.assume(self._execution_role(logical_id), "lambda.amazonaws.com", name),
+            endpoint_url=self.endpoint_url,
             **settings,
         )
         self.lambdas.add(function)
@@ -593,8 +671,6 @@ class LocalDeployment:
             **{k: settings[k] for k in ("Runtime", "Handler", "Description", "Timeout", "MemorySize",
                                         "Environment", "Architectures") if k in settings},
         )  # fmt: skip
-        # Handlers read their configuration from os.environ, which the process shares.
-        self._set_env(function.environment)
 
     def update_custom_resource(self, logical_id: str) -> dict[str, str]:
         """What a redeploy sends a custom resource (an Update with the same properties); its new Data."""
@@ -693,6 +769,178 @@ class LocalDeployment:
         )  # fmt: skip
         self.template.physical_ids[logical_id] = name
 
+    def _props(self, logical_id: str) -> dict[str, Any]:
+        """A resource's resolved properties, whether the template declares it or the SAM transform adds it."""
+        assert self.template
+        resource = self.template.resources.get(logical_id) or self._generated[logical_id]
+        return self.template.resolve(resource.get("Properties", {}))
+
+    def refusal_for_skipped(self, request_text: str, by_role: bool) -> str | None:
+        """Why a request that names a skipped resource is refused; None for any other request. The deploy
+        itself may store such a name (in a definition, a policy, an environment variable); using it fails."""
+        if SKIPPED_MARKER not in request_text or (self._deploying and not by_role) or self.template is None:
+            return None
+        for logical_id in re.findall(re.escape(SKIPPED_MARKER) + r"([A-Za-z0-9]+)", request_text):
+            if logical_id in self.template.skipped:
+                return (
+                    f"this request refers to {logical_id} ({self.template.skipped[logical_id]}), which the "
+                    "local runtime skipped: it cannot deploy that type"
+                )
+        return None
+
+    def _queue(self, logical_id: str) -> None:
+        assert self.template
+        props = self.template.properties(logical_id)
+        names = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
+                 "VisibilityTimeout", "FifoQueue", "ContentBasedDeduplication", "KmsMasterKeyId")  # fmt: skip
+        attributes = {name: str(props[name]).lower() if isinstance(props[name], bool) else str(props[name])
+                      for name in names if name in props}  # fmt: skip
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        name = self.template.physical_ids[logical_id].rsplit("/", 1)[1]
+        self.client("sqs").create_queue(QueueName=name, Attributes=attributes)
+
+    def _queue_policy(self, logical_id: str) -> None:
+        """The policy is kept in moto's SQS; the local access control does not evaluate queue policies."""
+        assert self.template
+        props = self.template.properties(logical_id)
+        for queue_url in props["Queues"]:
+            self.client("sqs").set_queue_attributes(
+                QueueUrl=queue_url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+            )
+
+    def _activity(self, logical_id: str) -> None:
+        assert self.template
+        name = self.template.physical_ids[logical_id].rsplit(":", 1)[1]
+        self.client("stepfunctions").create_activity(name=name)
+
+    def _subscription(self, logical_id: str) -> None:
+        """An SNS subscription: emails land in the local inbox, SQS subscriptions are moto's, and a function
+        is invoked with SNS's event by the delivery thread, from a queue subscribed in its place."""
+        assert self.template
+        props = self._props(logical_id)
+        topic, protocol, endpoint = props["TopicArn"], props["Protocol"], props["Endpoint"]
+        sns, sqs = self.client("sns"), self.client("sqs")
+        attributes = {k: json.dumps(props[k]) if isinstance(props[k], dict) else str(props[k]).lower()
+                      for k in ("FilterPolicy", "RawMessageDelivery") if k in props}  # fmt: skip
+        name = self.template.physical_ids[logical_id]
+        if protocol in ("email", "email-json"):
+            self._email_inbox(topic, f"{name}-email-{len(self.inbox_queue_urls)}")
+        elif protocol == "sqs":
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=endpoint, Attributes=attributes)
+        elif protocol == "lambda":
+            queue = sqs.create_queue(QueueName=f"{name}-delivery")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            subscription = sns.subscribe(
+                TopicArn=topic,
+                Protocol="sqs",
+                Endpoint=queue_arn,
+                Attributes={k: v for k, v in attributes.items() if k == "FilterPolicy"},
+            )
+            self._pollers.append((queue, partial(self._invoke_with_sns, endpoint, subscription["SubscriptionArn"])))
+        else:
+            self.skipped.append(f"{logical_id} (SNS subscription with protocol {protocol})")
+            log.warning("skipped %s: SNS protocol %s is not delivered locally", logical_id, protocol)
+
+    def _invoke_with_sns(self, function: str, subscription_arn: str, messages: list[dict[str, Any]]) -> list[str]:
+        """SNS invokes a function once per message, asynchronously; a message is taken once it is handed over."""
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            record = {"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": subscription_arn,
+                      "Sns": {"SignatureVersion": "1", "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": "",
+                              "MessageAttributes": {}, "Subject": None, **envelope}}  # fmt: skip
+            payload = json.dumps({"Records": [record]}).encode()
+            threading.Thread(target=self.lambdas.invoke, args=(function, payload), daemon=True).start()
+        return [m["ReceiptHandle"] for m in messages]
+
+    def _event_source_mapping(self, logical_id: str) -> None:
+        """SQS event sources: the delivery thread polls the queue and invokes the function with a batch,
+        deleting the batch only when the function succeeds (a failed batch comes back after its visibility
+        timeout, as with Lambda). Stream sources (Kinesis, DynamoDB) are skipped."""
+        props = self._props(logical_id)
+        source = props["EventSourceArn"]
+        if ":sqs:" not in source:
+            self.skipped.append(f"{logical_id} (event source mapping from {source})")
+            log.warning("skipped %s: only SQS event sources are polled locally, not %s", logical_id, source)
+            return
+        if props.get("Enabled", True) in (False, "false"):
+            return
+        batch_failures = "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])
+        handler = partial(self._invoke_with_sqs, props["FunctionName"], source, batch_failures)
+        self._pollers.append((_queue_url(source), handler))
+
+    def _invoke_with_sqs(
+        self, function: str, queue_arn: str, batch_failures: bool, messages: list[dict[str, Any]]
+    ) -> list[str]:
+        records = [
+            {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+             "attributes": m.get("Attributes", {}), "messageAttributes": m.get("MessageAttributes", {}),
+             "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": REGION}
+            for m in messages
+        ]  # fmt: skip
+        result = self.lambdas.invoke(function, json.dumps({"Records": records}).encode())
+        if result.function_error:
+            log.warning("%s failed on a batch from %s: %s", function, queue_arn, result.payload)
+            return []
+        if batch_failures and isinstance(result.payload, dict):
+            failed = {f.get("itemIdentifier") for f in result.payload.get("batchItemFailures") or []}
+            return [m["ReceiptHandle"] for m in messages if m["MessageId"] not in failed]
+        return [m["ReceiptHandle"] for m in messages]
+
+    def _function_events(self, known: dict[str, Any]) -> None:
+        """Function event sources, from what the SAM transform generates for them (rules, schedules,
+        subscriptions, event source mappings, named function + event), deployed as declared ones are."""
+        assert self.template
+        for function_id in self._wanted("AWS::Serverless::Function"):
+            events = self.template.resources[function_id].get("Properties", {}).get("Events", {})
+            for event_name, event in events.items():
+                if event["Type"] in API_EVENTS:
+                    continue
+                if event["Type"] not in WIRED_FUNCTION_EVENTS:
+                    self.skipped.append(f"{function_id} event {event_name} ({event['Type']} event source)")
+                    log.warning("skipped %s's %s event source %s", function_id, event["Type"], event_name)
+                    continue
+                for logical_id, resource in self._generated.items():
+                    if (
+                        logical_id.startswith(function_id + event_name)
+                        and logical_id not in self.template.resources
+                        and resource["Type"] in GENERATED_EVENT_TYPES
+                    ):
+                        known[resource["Type"]](logical_id)
+
+    @staticmethod
+    def _implicit_http_api(template: Template) -> list[str]:
+        """SAM's ServerlessHttpApi, when a function's HttpApi event names no ApiId."""
+        for resource in template.of_type("AWS::Serverless::Function").values():
+            for event in resource.get("Properties", {}).get("Events", {}).values():
+                if event["Type"] == "HttpApi" and "ApiId" not in event.get("Properties", {}):
+                    return ["ServerlessHttpApi"]
+        return []
+
+    def _http_api(self, logical_id: str) -> None:
+        """An HTTP API's routes on 127.0.0.1, invoking functions with payload format 2.0 events."""
+        assert self.template
+        template = self.template
+        declared = template.resources.get(logical_id)
+        props = template.properties(logical_id) if declared else {}
+        if props.get("Auth", {}).get("Authorizers"):
+            log.warning("%s: HTTP API authorizers are not enforced locally", logical_id)
+        routes = []
+        for function_id, resource in template.of_type("AWS::Serverless::Function").items():
+            for event in resource.get("Properties", {}).get("Events", {}).values():
+                event_props = event.get("Properties", {})
+                api = event_props.get("ApiId", {}).get("Ref", "ServerlessHttpApi")
+                if event["Type"] == "HttpApi" and api == logical_id:
+                    # An event without Path and Method is the API's $default route: it takes every request.
+                    method, path = event_props.get("Method", "ANY").upper(), event_props.get("Path", "/{proxy+}")
+                    routes.append(Route(method, path, template.physical_ids[function_id], False))
+        api_id = template.physical_ids[logical_id]
+        stage = props.get("StageName", "$default")
+        server = _Server(LocalApi(self.lambdas, stage, routes, self.api_key, self.access, api_id, http_api=True))
+        self._servers.append(server)
+        template.local_urls[f"https://{api_id}.execute-api.{REGION}.amazonaws.com"] = f"http://127.0.0.1:{server.port}"
+        self.api_urls[logical_id] = f"http://127.0.0.1:{server.port}" + ("" if stage == "$default" else f"/{stage}")
+
     def _api(self, logical_id: str) -> None:
         assert self.template
         template = self.template
@@ -725,25 +973,24 @@ class LocalDeployment:
         remote = f"https://{template.physical_ids[logical_id]}.execute-api.{REGION}.amazonaws.com"
         template.local_urls[remote] = f"http://127.0.0.1:{server.port}"
         self.api_url = f"http://127.0.0.1:{server.port}/{stage}"
+        self.api_urls[logical_id] = self.api_url
 
     def _state_machine(self, logical_id: str) -> None:
         assert self.template
         template = self.template
         props = template.properties(logical_id)
-        bucket, key = s3_location(props["DefinitionUri"])
-        definition = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        definition = self._definition(props)
         for name, value in props.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + name + "}", str(value))
         arn = template.physical_ids[logical_id]
-        role = self._execution_role(logical_id)
+        role = props.get("RoleArn") or self._execution_role(logical_id)
         if self.access.engine_role not in (None, role):
             raise UnsupportedTemplate("the local runtime runs state machines with different roles in separate stacks")
         self.access.assume(role, "states.amazonaws.com", "StepFunctions", arn)
         self.access.engine_role = role
         sfn = self.client("stepfunctions")
-        sfn.create_state_machine(
-            name=arn.rsplit(":", 1)[1], definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
-        )
+        machine_type = props.get("Type") or props.get("StateMachineType", "STANDARD")
+        sfn.create_state_machine(name=arn.rsplit(":", 1)[1], definition=definition, roleArn=role, type=machine_type)
         self.state_machine_arn = arn
         self.state_machine_role = role
         for event_name, event in template.resources[logical_id].get("Properties", {}).get("Events", {}).items():
@@ -755,67 +1002,150 @@ class LocalDeployment:
                     event_props["Pattern"],
                     [{"Arn": arn, "RoleArn": event_role, "InputTransformer": event_props.get("InputTransformer")}],
                 )
-            elif event["Type"] in ("ScheduleV2", "Schedule"):
-                self.client("scheduler").create_schedule(
-                    Name=event_props.get("Name") or f"{self.stack_name}-{event_name}",
-                    ScheduleExpression=event_props["ScheduleExpression"],
-                    State=event_props.get("State", "ENABLED"),
-                    FlexibleTimeWindow={"Mode": "OFF"},
-                    Target={"Arn": arn, "RoleArn": event_role, "Input": event_props.get("Input", "{}")},
+            elif event["Type"] == "ScheduleV2":
+                name = event_props.get("Name") or f"{self.stack_name}-{event_name}"
+                self._create_schedule(name, event_props, {"Arn": arn, "RoleArn": event_role,
+                                                          "Input": event_props.get("Input", "{}")})  # fmt: skip
+            elif event["Type"] == "Schedule":
+                enabled = event_props.get("State", "ENABLED") == "ENABLED" and event_props.get("Enabled", True)
+                target = {"Arn": arn, "RoleArn": event_role, **({"Input": event_props["Input"]}
+                                                                 if "Input" in event_props else {})}  # fmt: skip
+                self._schedule_rule(
+                    event_props.get("Name") or f"{self.stack_name}-{event_name}",
+                    event_props["Schedule"],
+                    [target],
+                    enabled,
                 )
             else:
                 raise UnsupportedTemplate(f"state machine event type {event['Type']} is not supported locally")
 
+    def _definition(self, props: dict[str, Any]) -> str:
+        """The definition as written: inline (SAM's Definition, CloudFormation's DefinitionString) or packaged."""
+        if "Definition" in props:
+            return json.dumps(props["Definition"])
+        if "DefinitionString" in props:
+            return props["DefinitionString"]
+        bucket, key = s3_location(props.get("DefinitionUri") or props["DefinitionS3Location"])
+        return self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
     def _events_rule(self, logical_id: str) -> None:
-        assert self.template
-        props = self.template.properties(logical_id)
-        if "EventPattern" not in props:
-            raise UnsupportedTemplate(f"{logical_id}: only event-pattern rules are deployed locally")
-        for target in props.get("Targets", []):
-            if ":states:" not in target["Arn"]:
-                raise UnsupportedTemplate(f"{logical_id}: only state machine targets are supported locally")
-        self._rule(self.template.physical_ids[logical_id], props["EventPattern"], props.get("Targets", []))
+        props = self._props(logical_id)
+        name = self.template.physical_ids[logical_id] if self.template else logical_id
+        enabled = props.get("State", "ENABLED") == "ENABLED"
+        if "ScheduleExpression" in props:
+            self._schedule_rule(name, props["ScheduleExpression"], props.get("Targets", []), enabled)
+        elif "EventPattern" in props:
+            self._rule(name, props["EventPattern"], props.get("Targets", []))
+        else:
+            raise UnsupportedTemplate(f"{logical_id}: a rule needs an EventPattern or a ScheduleExpression")
 
     def _rule(self, name: str, pattern: dict[str, Any], targets: list[dict[str, Any]]) -> None:
         """The rule matches in moto's EventBridge; an SQS target hands matches to the delivery thread,
-        which starts executions with each target's role, as EventBridge does."""
+        which sends them to each target (with its role, where it has one), as EventBridge does."""
         events, sqs = self.client("events"), self.client("sqs")
         queue = sqs.create_queue(QueueName=f"{name}-delivery")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         rule_arn = events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")["RuleArn"]
         events.put_targets(Rule=name, Targets=[{"Id": "state-machine", "Arn": queue_arn}])
         for target in targets:
-            self._rules.append(
-                (queue, rule_arn, target["Arn"], target.get("InputTransformer") or {}, target["RoleArn"])
-            )
+            self._rules.append((queue, rule_arn, target))
+
+    def _schedule_rule(self, name: str, expression: str, targets: list[dict[str, Any]], enabled: bool) -> None:
+        """A scheduled rule, in moto's EventBridge for the control plane; the schedule thread fires it."""
+        state = "ENABLED" if enabled else "DISABLED"
+        rule_arn = self.client("events").put_rule(Name=name, ScheduleExpression=expression, State=state)["RuleArn"]
+        next_fire(expression, _now())  # refuses an expression AWS would refuse, at deploy time
+        self._schedules.append(LocalSchedule(name, expression, targets, "events", rule_arn, enabled))
+
+    def _create_schedule(self, name: str, props: dict[str, Any], target: dict[str, Any]) -> None:
+        """A Scheduler schedule, in moto's Scheduler for the control plane; the schedule thread fires it."""
+        enabled = props.get("State", "ENABLED") == "ENABLED"
+        expression = props["ScheduleExpression"]
+        arn = self.client("scheduler").create_schedule(
+            Name=name,
+            ScheduleExpression=expression,
+            State="ENABLED" if enabled else "DISABLED",
+            FlexibleTimeWindow=props.get("FlexibleTimeWindow", {"Mode": "OFF"}),
+            Target={k: v for k, v in target.items() if k in ("Arn", "RoleArn", "Input")},
+        )["ScheduleArn"]
+        next_fire(expression, _now())
+        self._schedules.append(LocalSchedule(name, expression, [target], "scheduler", arn, enabled))
+
+    def _scheduler_schedule(self, logical_id: str) -> None:
+        assert self.template
+        props = self._props(logical_id)
+        self._create_schedule(props.get("Name") or self.template.physical_ids[logical_id], props, props["Target"])
+
+    def _run_schedules(self) -> None:
+        """Fires each enabled schedule on its expression, to within a second."""
+        due = {id(s): next_fire(s.expression, _now()) for s in self._schedules if s.enabled}
+        while not self._stopping.wait(1):
+            for schedule in self._schedules:
+                at = due.get(id(schedule))
+                if at is not None and _now() >= at:
+                    self._fire(schedule)
+                    due[id(schedule)] = next_fire(schedule.expression, at)
+
+    def _fire(self, schedule: LocalSchedule) -> None:
+        for target in schedule.targets:
+            if schedule.service == "scheduler":
+                payload = target.get("Input", "{}")
+            else:
+                event = {
+                    "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+                    "source": "aws.events", "account": ACCOUNT, "time": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "region": REGION, "resources": [schedule.arn], "detail": {},
+                }  # fmt: skip
+                payload = target.get("Input") or transform_input(event, target.get("InputTransformer") or {})
+            self._send_to_target(target, payload, schedule.service, schedule.arn)
 
     def _deliver_rule_events(self) -> None:
         sqs = self.client("sqs")
         while not self._stopping.is_set():
-            for queue, rule_arn, state_machine_arn, transformer, role_arn in self._rules:
-                try:
+            try:
+                for queue, rule_arn, target in self._rules:
                     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-                except Exception:
-                    if self._stopping.is_set():
-                        return
-                    raise
-                for message in messages:
-                    event = moto_s3_event_as_aws_sends_it(json.loads(message["Body"]), self._multipart_seen[queue])
-                    if event is not None:
-                        self._start_from_rule(
-                            rule_arn, state_machine_arn, role_arn, transform_input(event, transformer)
-                        )
-                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                    for message in messages:
+                        body = json.loads(message["Body"])
+                        event = moto_s3_event_as_aws_sends_it(body, self._multipart_seen[queue])
+                        if event is not None:
+                            transformer = target.get("InputTransformer") or {}
+                            payload = target.get("Input") or transform_input(event, transformer)
+                            self._send_to_target(target, payload, "events", rule_arn)
+                        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                for queue, handle in self._pollers:
+                    messages = sqs.receive_message(
+                        QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+                    ).get("Messages", [])
+                    if messages:
+                        for receipt in handle(messages):
+                            sqs.delete_message(QueueUrl=queue, ReceiptHandle=receipt)
+            except Exception:
+                if self._stopping.is_set():
+                    return
+                raise
             self._stopping.wait(0.1)
 
-    def _start_from_rule(self, rule_arn: str, state_machine_arn: str, role_arn: str, run_input: str) -> None:
-        """EventBridge takes the target's role and starts the execution; a failure drops the event, as
-        EventBridge does without a dead-letter queue (it counts a FailedInvocation)."""
+    def _send_to_target(self, target: dict[str, Any], payload: str, service: str, source_arn: str) -> None:
+        """What EventBridge (service "events") or Scheduler ("scheduler") does with a target: start the state
+        machine with the target's role, invoke the function, send to the queue, publish to the topic. A failure
+        drops the event, as they do without a dead-letter queue."""
+        arn = target["Arn"]
         try:
-            principal = self.access.assume(role_arn, "events.amazonaws.com", "events", rule_arn)
-            self.client("stepfunctions", principal).start_execution(stateMachineArn=state_machine_arn, input=run_input)
+            if ":states:" in arn:
+                principal = self.access.assume(target["RoleArn"], f"{service}.amazonaws.com", service, source_arn)
+                self.client("stepfunctions", principal).start_execution(stateMachineArn=arn, input=payload)
+            elif ":lambda:" in arn:
+                # Asynchronous, as EventBridge invokes: the caller does not wait for the handler.
+                threading.Thread(target=self.lambdas.invoke, args=(arn, payload.encode()), daemon=True).start()
+            elif ":sqs:" in arn:
+                self.client("sqs").send_message(QueueUrl=_queue_url(arn), MessageBody=payload)
+            elif ":sns:" in arn:
+                self.client("sns").publish(TopicArn=arn, Message=payload)
+            else:
+                log.warning("%s: target %s is not supported locally; the event is dropped", source_arn, arn)
         except (AccessDenied, ClientError) as error:
-            log.warning("rule %s could not start %s: %s", rule_arn, state_machine_arn, error)
+            log.warning("%s could not deliver to %s: %s", source_arn, arn, error)
 
     # ---------------------------------------------------- definition mapping
     def rewrite_definition(self, name: str, definition: str) -> str:
@@ -877,6 +1207,28 @@ class LocalDeployment:
                     received.append(json.loads(message["Body"]))
                     sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
         return received
+
+
+@dataclass
+class LocalSchedule:
+    """A scheduled rule or Scheduler schedule, fired by the deployment's schedule thread."""
+
+    name: str
+    expression: str
+    targets: list[dict[str, Any]]
+    service: str  # "events" or "scheduler": who sends to the targets
+    arn: str
+    enabled: bool
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _queue_url(queue_arn: str) -> str:
+    """The URL of a queue, from its ARN (moto finds a queue by the URL's last part)."""
+    _, _, _, region, account, name = queue_arn.split(":")
+    return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
 
 
 def moto_s3_event_as_aws_sends_it(event: dict[str, Any], multipart_seen: set[tuple[str, ...]]) -> dict[str, Any] | None:

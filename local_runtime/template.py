@@ -17,6 +17,8 @@ from samtranslator.yaml_helper import yaml_parse
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 NO_VALUE = object()
+# What !Ref and !GetAtt of a skipped resource give: the endpoint refuses a request naming it (see stack.py).
+SKIPPED_MARKER = "local-runtime-skipped-"
 
 
 class UnsupportedTemplate(Exception):
@@ -35,6 +37,10 @@ class Template:
     local_urls: dict[str, str] = field(default_factory=dict)
     # What custom resources returned as Data, for !GetAtt.
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Resources of types the local runtime cannot deploy, by logical id: their type.
+    skipped: dict[str, str] = field(default_factory=dict)
+    # What the SAM transform makes of the template, for !GetAtt of the resources it adds (see name_generated).
+    generated: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -64,6 +70,7 @@ class Template:
 
     def name_generated(self, resources: dict[str, dict[str, Any]]) -> None:
         """Physical ids for resources the SAM transform adds (function and event roles, permissions)."""
+        self.generated = resources
         for logical_id, resource in resources.items():
             if logical_id not in self.physical_ids:
                 self.physical_ids[logical_id] = _physical_id(self, logical_id, resource)
@@ -100,6 +107,8 @@ class Template:
             return pseudo[name]  # type: ignore[return-value]
         if name in self.parameters:
             return self.parameters[name]
+        if name in self.skipped:
+            return SKIPPED_MARKER + name
         if name in self.physical_ids:
             return self.physical_ids[name]
         base, _, suffix = name.partition(".")
@@ -110,7 +119,9 @@ class Template:
         raise UnsupportedTemplate(f"!Ref {name}: no parameter or resource with that name")
 
     def get_att(self, logical_id: str, attribute: str) -> str:
-        resource_type = self.resources[logical_id]["Type"]
+        if logical_id in self.skipped:
+            return SKIPPED_MARKER + logical_id
+        resource_type = (self.resources.get(logical_id) or self.generated[logical_id])["Type"]
         physical = self.physical_ids[logical_id]
         if is_custom_resource(resource_type):
             try:
@@ -129,12 +140,20 @@ class Template:
             "AWS::Serverless::StateMachine": physical,
             "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{physical}",
             "AWS::Cognito::UserPool": f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{physical}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical.rsplit('/', 1)[-1]}",
+            "AWS::StepFunctions::StateMachine": physical,
+            "AWS::Scheduler::Schedule": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{physical}",
         }
         if attribute == "Arn" and resource_type in arns:
             return arns[resource_type]
+        if resource_type == "AWS::SQS::Queue" and attribute in ("QueueName", "QueueUrl"):
+            return physical.rsplit("/", 1)[-1] if attribute == "QueueName" else physical
+        if resource_type == "AWS::StepFunctions::Activity" and attribute == "Name":
+            return physical.rsplit(":", 1)[1]
         if resource_type == "AWS::SNS::Topic" and attribute == "TopicName":
             return physical.rsplit(":", 1)[1]
-        if resource_type == "AWS::Serverless::StateMachine" and attribute == "Name":
+        machines = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
+        if resource_type in machines and attribute == "Name":
             return physical.rsplit(":", 1)[1]
         raise UnsupportedTemplate(f"!GetAtt {logical_id}.{attribute} is not supported locally")
 
@@ -199,8 +218,18 @@ def _physical_id(template: Template, logical_id: str, resource: dict[str, Any]) 
         return f"{stack}-{logical_id.lower()}-{suffix}"[:63]
     if resource_type == "AWS::SNS::Topic":
         return f"arn:aws:sns:{REGION}:{ACCOUNT}:{stack}-{logical_id}-{suffix}"
-    if resource_type == "AWS::Serverless::Api":
+    if resource_type in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi", "AWS::ApiGatewayV2::Api"):
         return secrets.token_hex(5)
+    if resource_type == "AWS::SQS::Queue":
+        # Ref of a queue is its URL; moto takes the queue's name from any URL's last part.
+        fifo = ".fifo" if template.resolve(declared.get("FifoQueue")) in (True, "true") else ""
+        name = template.resolve(declared.get("QueueName", f"{stack}-{logical_id}-{suffix}{fifo}"))
+        return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+    if resource_type == "AWS::StepFunctions::Activity":
+        return f"arn:aws:states:{REGION}:{ACCOUNT}:activity:{template.resolve(declared['Name'])}"
+    if resource_type == "AWS::StepFunctions::StateMachine":
+        name = template.resolve(declared.get("StateMachineName", f"{logical_id}-{suffix}"))
+        return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
     if resource_type == "AWS::IAM::ManagedPolicy":
         # Ref of a managed policy is its ARN.
         name = template.resolve(declared.get("ManagedPolicyName", f"{stack}-{logical_id}-{suffix}"))

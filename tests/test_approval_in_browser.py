@@ -7,12 +7,12 @@ import pytest
 from asl import ROOT
 
 from local_runtime import actions
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
+    with LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as local:
         yield local
 
 

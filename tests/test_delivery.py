@@ -17,7 +17,7 @@ from handlers import load_model_module
 from samtranslator.yaml_helper import yaml_parse
 
 from local_runtime import cli
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
 DELIVERY_TEMPLATES = sorted((ROOT / "delivery").glob("*.yaml"))
@@ -97,7 +97,7 @@ def _smoke(stack: LocalDeployment) -> dict[str, object]:
 
 
 def test_the_smoke_step_ends_not_promoted_on_the_local_stack_and_a_redeploy_of_unchanged_code_publishes_nothing():
-    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as stack:
+    with LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as stack:
         published = stack.template.attributes["ModelCode"]["Uri"]
         smoke = _smoke(stack)
         assert smoke["output"]["outcome"] == "not-promoted" and "threshold" in smoke["output"]["reason"]
@@ -131,7 +131,7 @@ def test_a_changed_train_py_is_published_as_a_new_version_that_the_next_run_trai
     after = publisher.code_key("code/", publisher.source_tarball(copy / "model"))
     assert before != after
 
-    with LocalDeployment(copy, overrides={"StatusPollSeconds": "1"}) as stack:
+    with LocalDeployment(copy, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as stack:
         published = stack.template.attributes["ModelCode"]["Uri"]
         assert published.endswith(after)
         smoke = _smoke(stack)

@@ -11,7 +11,7 @@ import pipeline
 import pytest
 from asl import ROOT
 
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 FUNNEL = pipeline.FAILURE_TAIL
 DYNAMODB, SAGEMAKER, LAMBDA = (
@@ -59,7 +59,7 @@ FAILURES = [
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
+    with LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as local:
         yield local
 
 

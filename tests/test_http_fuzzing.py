@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from local_runtime import actions
 from local_runtime.progress import follow
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 EXAMPLES = settings(
     max_examples=1000, deadline=None, database=None, suppress_health_check=list(HealthCheck), derandomize=True
@@ -66,7 +66,7 @@ approval_ids = st.one_of(
 @pytest.fixture(scope="module")
 def stack():
     """A stack with a live endpoint and a decided review, so every route reaches its real work."""
-    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
+    with LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as local:
         known = local.executions()
         pipeline.upload(local, "raw/iris.csv", pipeline.iris())
         reviewer = actions.Reviewer(local.read_inbox, reviewer="fuzzing fixture")

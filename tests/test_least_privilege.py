@@ -15,7 +15,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 from local_runtime.access import sagemaker_checks
 from local_runtime.iam import Caller, Request, evaluate
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 from local_runtime.template import ACCOUNT
 
 FAILURE_TAIL = pipeline.FAILURE_TAIL
@@ -86,7 +86,7 @@ CASES = [
 def test_a_template_missing_a_needed_statement_fails_the_state_that_needs_it(
     tmp_path, removed, edit, state, error, permission, reached
 ) -> None:
-    with LocalDeployment(_without(edit, tmp_path), overrides={"StatusPollSeconds": "1"}) as stack:
+    with LocalDeployment(_without(edit, tmp_path), overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as stack:
         data = pipeline.upload(stack, "manual/iris.csv", pipeline.iris())
         arn = pipeline.start(stack, {"rawDataUri": data, "dataVersion": f"least-privilege/{state}"})
         view = pipeline.finish(stack, arn, timeout=180)
@@ -117,7 +117,7 @@ def test_each_sagemaker_container_writes_only_its_own_output() -> None:
         "ScoringRole": {"runs/r1/test-predictions/test.csv.out"},
         "ServingRole": set(),
     }
-    with LocalDeployment(ROOT) as stack:
+    with LocalDeployment(ROOT, overrides=PROJECT_PARAMETERS) as stack:
         for role, expected in writable.items():
             assert {k for k in keys if _s3_allowed(stack, role, "s3:PutObject", k)} == expected, role
             # Every container loads the model code; only training reads the training split.
@@ -131,7 +131,7 @@ KEY = "arn:aws:kms:us-east-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9
 
 def test_a_customer_managed_key_encrypts_the_stack_and_every_job_must_use_it(tmp_path) -> None:
     overrides = {"KmsKeyArn": KEY, "LogRetentionDays": "14", "NamePrefix": "encrypted"}
-    with LocalDeployment(ROOT, overrides=overrides) as stack:
+    with LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, **overrides}) as stack:
         s3, logs = stack.client("s3"), stack.client("logs")
         for bucket in (stack.outputs["DataBucketName"], stack.outputs["ArtifactsBucketName"]):
             (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]

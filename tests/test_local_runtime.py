@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 from run_config import ALLOWED_FIELDS
 
 from local_runtime import actions
-from local_runtime.stack import LocalDeployment, wait_for
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment, wait_for
 from local_runtime.template import UnsupportedTemplate, load_template
 
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalDeployment(ROOT) as local:
+    with LocalDeployment(ROOT, overrides=PROJECT_PARAMETERS) as local:
         yield local
 
 
@@ -70,6 +70,18 @@ def test_predicting_before_any_model_is_deployed_is_a_503(stack) -> None:
     reply = actions.predict(stack.outputs["PredictUrl"], stack.api_key, "5.9,3.0,5.1,1.8")
     assert reply.status_code == 503
     assert "not deployed yet" in reply.json()["message"]
+
+
+def test_each_deployed_function_runs_with_its_own_roles_credentials_and_environment(stack) -> None:
+    predict = stack.template.physical_ids["PredictFunction"]
+    event = json.loads((ROOT / "events" / "predict.json").read_text())
+    reply = stack.client("lambda").invoke(FunctionName=predict, Payload=json.dumps(event), LogType="Tail")
+    assert json.loads(reply["Payload"].read())["statusCode"] == 503  # no endpoint yet, as asked of SageMaker
+    log = base64.b64decode(reply["LogResult"]).decode()
+    assert f'"function_name":"{predict}"' in log.replace(" ", "")
+    # The handler's SageMaker call was checked against the predict function's role, and no other function's.
+    callers = {who for who, action, _ in stack.access.decisions if action == "sagemaker:InvokeEndpoint"}
+    assert callers == {stack.role_arn("PredictFunctionRole")}
 
 
 def test_a_template_parameter_outside_its_allowed_values_is_refused() -> None:
@@ -120,17 +132,6 @@ def test_the_cli_needs_only_the_endpoint_url_and_shows_the_local_inbox(stack, tm
     again = _cli_with_nothing_configured(tmp_path, "inbox", "--endpoint-url", stack.endpoint_url)
     assert "Review model inbox-probe" in again.stdout
     stack.read_inbox()
-
-
-def test_two_functions_that_set_one_variable_differently_are_refused() -> None:
-    from local_runtime.lambdas import LambdaRuntime, LocalFunction
-
-    runtime = LambdaRuntime()
-    folder = ROOT / "functions" / "validate_input"
-    runtime.add(LocalFunction("first", folder, "app.lambda_handler", {"TABLE": "a", "SHARED": "x"}))
-    runtime.add(LocalFunction("second", folder, "app.lambda_handler", {"SHARED": "x"}))
-    with pytest.raises(ValueError, match="third and first set TABLE differently"):
-        runtime.add(LocalFunction("third", folder, "app.lambda_handler", {"TABLE": "b"}))
 
 
 def test_a_task_token_nothing_waits_for_is_refused_with_step_functions_error(stack) -> None:

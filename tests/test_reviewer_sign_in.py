@@ -25,7 +25,7 @@ from session import Reviewer, allows, refusal, session_token
 from sign_in import BadSignIn, finish, start
 
 from local_runtime import actions
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 PASSWORD = "Correct-Horse-Battery-9"
 APPROVER, OUTSIDER = "ana@example.com", "bob@example.com"
@@ -103,7 +103,9 @@ def test_the_sample_authorizer_event_is_allowed_by_link_and_denied_without_a_val
 # ------------------------------------------------------------ the stack, signed in for real
 @pytest.fixture(scope="module")
 def stack():
-    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1", "ReviewerAuth": "cognito"}) as local:
+    with LocalDeployment(
+        ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1", "ReviewerAuth": "cognito"}
+    ) as local:
         cognito, pool = local.client("cognito-idp"), local.template.physical_ids["ReviewerPool"]
         for email in (APPROVER, OUTSIDER):
             attributes = [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}]

@@ -17,7 +17,7 @@ from asl import ROOT
 from botocore_shapes import response_errors
 
 from local_runtime import actions
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 TRAINED = ["Check run input", "Claim data version", "Take pipeline lock", "Prepare data", "Train candidate model"]
 GATE = ["Apply the accuracy gate", "Is the candidate good enough?"]
@@ -37,7 +37,7 @@ FOREST = {"model": "random_forest"}
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
+    with LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as local:
         # The first model learns from a quarter of iris. Manual runs retrain on all of it with a forest: the
         # second scenario's forest beats the first model on the same test rows and goes to production, and
         # every later forest on the same data is then exactly as good, so each reaches the step it is about.
