@@ -11,7 +11,7 @@ import pytest
 from asl import ROOT
 
 from local_runtime.sagemaker import containers
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,7 @@ def without_docker(monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalDeployment(ROOT) as local:
+    with LocalDeployment(ROOT, overrides=PROJECT_PARAMETERS) as local:
         yield local
 
 

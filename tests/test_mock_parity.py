@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from asl import ROOT
 
-from local_runtime.stack import LocalDeployment
+from local_runtime.stack import PROJECT_PARAMETERS, LocalDeployment
 
 EXAMPLE = ROOT / "examples" / "aws-mocking-example"
 
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalDeployment(ROOT, overrides={"StatusPollSeconds": "1"}) as local:
+    with LocalDeployment(ROOT, overrides={**PROJECT_PARAMETERS, "StatusPollSeconds": "1"}) as local:
         yield local
 
 
