@@ -6,13 +6,17 @@ Requests go to moto unless they are one of the few things moto cannot do without
 - ``DescribeStacks`` answers for the local deployment;
 - ``CreateStateMachine``/``UpdateStateMachine`` get the Tasks moto's engine cannot run as AWS does
   mapped to local providers, while ``DescribeStateMachine`` shows the definition as created;
-- ``SendTaskSuccess``/``SendTaskFailure`` answer a token no task waits on as Step Functions does, and
-  keep the failure's ``cause``, which moto's request parser drops.
+- ``SendTaskSuccess``/``SendTaskFailure``/``SendTaskHeartbeat`` answer a token no task waits on as Step
+  Functions does, and keep the failure's ``cause``, which moto's request parser drops;
+- ``GetActivityTask``, which moto answers with an error, hands out the tasks activity states queued;
+- executions of a mock-config test case, which run on a copy of their machine, show as the original
+  machine's executions (see ``_as_test_case``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -27,11 +31,13 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from local_runtime.access import AccessControl, Principal, checks_for, credential_of
+from local_runtime.activities import Activities
 from local_runtime.cloudformation import StackDescription, describe_stacks
 from local_runtime.errors import ServiceError
 from local_runtime.glue import LocalGlue
 from local_runtime.iam import Decision
-from local_runtime.lambdas import LambdaRuntime
+from local_runtime.lambdas import NO_ANSWER, LambdaRuntime
+from local_runtime.mocking import MISSING_RESPONSE_ERROR, MockConfig, TestCaseArns, execution_arn, mocked_task_events
 from local_runtime.sagemaker import LocalSageMaker
 from local_runtime.template import ACCOUNT, REGION, SKIPPED_MARKER
 
@@ -128,11 +134,16 @@ class Gateway:
         test_case_machine: Callable[[str], str],
         access: AccessControl,
         stack: Callable[[], StackDescription],
+        mocks: MockConfig | None = None,
+        activities: Activities | None = None,
         refusal_for_skipped: Callable[[str, bool], str | None] = lambda text, by_role: None,
     ) -> None:
         # Why a request naming a resource the deploy skipped is refused (the request's text, made by a role?).
         self.refusal_for_skipped = refusal_for_skipped
         self.access = access
+        self.mocks = mocks
+        self.test_cases = TestCaseArns()
+        self.activities = activities or Activities()
         # Definitions as their callers created them, by machine name: the .sync mapping stays invisible.
         self.definitions: dict[str, str] = {}
         self.moto_app = moto_app
@@ -185,6 +196,9 @@ class Gateway:
                 request["definition"] = self.rewrite_definition(name, request["definition"])
                 self._replace_body(environ, request)
         if target in ("AWSStepFunctions.DescribeStateMachine", "AWSStepFunctions.DescribeStateMachineForExecution"):
+            request = json.loads(body or b"{}")
+            if copy_arn := self.test_cases.copy_execution(request.get("executionArn", "")):
+                self._replace_body(environ, {**request, "executionArn": copy_arn})
             return self._as_created(environ, start_response)
         if target == "AWSStepFunctions.StartExecution":
             request = json.loads(body)
@@ -196,16 +210,85 @@ class Gateway:
             request["name"] = request.get("name") or str(uuid.uuid4())
             if "#" in request.get("stateMachineArn", ""):
                 # Step Functions Local's way to pick a test case of the mock config: "<arn>#<case>".
+                original = request["stateMachineArn"].split("#", 1)[0]
                 try:
                     request["stateMachineArn"] = self.test_case_machine(request["stateMachineArn"])
                 except ValueError as error:
                     payload = {"__type": "ValidationException", "message": str(error)}
                     headers = {"Content-Type": "application/x-amz-json-1.0"}
                     return _respond(start_response, 400, json.dumps(payload).encode(), headers)
+                self.test_cases.add_machine(request["stateMachineArn"], original)
+                if self.test_cases.copy_execution(execution_arn(original, request["name"])):
+                    payload = {"__type": "ExecutionAlreadyExists", "message": f"Execution Already Exists: "
+                               f"'{execution_arn(original, request['name'])}'"}  # fmt: skip
+                    headers = {"Content-Type": "application/x-amz-json-1.0"}
+                    return _respond(start_response, 400, json.dumps(payload).encode(), headers)
             self._replace_body(environ, request)
-        if target in ("AWSStepFunctions.SendTaskSuccess", "AWSStepFunctions.SendTaskFailure"):
+        if target in ("AWSStepFunctions.SendTaskSuccess", "AWSStepFunctions.SendTaskFailure",
+                      "AWSStepFunctions.SendTaskHeartbeat"):  # fmt: skip
             return self._send_task_outcome(target, json.loads(body or b"{}"), start_response)
+        if target == "AWSStepFunctions.GetActivityTask":
+            return self._get_activity_task(json.loads(body or b"{}"), start_response)
+        if target.startswith("AWSStepFunctions.") and self.test_cases.machines:
+            return self._as_test_case(environ, target.split(".", 1)[1], start_response)
         return self.moto_app(environ, start_response)
+
+    def _call_moto(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            captured.update(status=status, headers=headers)
+
+        body = b"".join(self.moto_app(environ, capture))
+        headers = {k: v for k, v in captured["headers"] if k.lower() != "content-length"}
+        return int(captured["status"].split()[0]), headers, body
+
+    def _as_test_case(self, environ: dict[str, Any], operation: str, start_response: StartResponse) -> list[bytes]:
+        """A Step Functions call as Step Functions Local answers it: test-case executions (which run on a copy
+        of their machine) carry the original machine's execution ARN in requests and responses."""
+        cases = self.test_cases
+        request = json.loads(environ["wsgi.input"].getvalue() or b"{}")
+        copy_arn = cases.copy_execution(request.get("executionArn", ""))
+        if copy_arn:
+            request["executionArn"] = copy_arn
+            self._replace_body(environ, request)
+        copies = cases.copies_of(request.get("stateMachineArn", ""))
+        if operation == "ListExecutions" and copies and "nextToken" not in request:
+            return self._list_with_test_cases(environ, request, copies, start_response)
+        status, headers, body = self._call_moto(environ)
+        if status == 200 and copy_arn and operation in ("GetExecutionHistory", "DescribeExecution"):
+            answer = json.loads(body)
+            if operation == "GetExecutionHistory":
+                answer["events"] = mocked_task_events(answer["events"])
+            cause = self.mocks.missing.get(copy_arn) if self.mocks else None
+            failure = answer if operation == "DescribeExecution" else next(
+                (e["executionFailedEventDetails"] for e in answer["events"] if e["type"] == "ExecutionFailed"), {}
+            )  # fmt: skip
+            if cause and failure.get("error") == MISSING_RESPONSE_ERROR:
+                failure["cause"] = cause  # moto's engine words this failure as an internal error
+            body = json.dumps(answer).encode()
+        if status == 200 and operation == "StartExecution":
+            cases.add_execution(json.loads(body)["executionArn"])  # the copy's, translated below
+        if status == 200 and operation == "ListStateMachines":
+            answer = json.loads(body)
+            answer["stateMachines"] = [m for m in answer["stateMachines"] if m["stateMachineArn"] not in cases.machines]
+            body = json.dumps(answer).encode()
+        return _respond(start_response, status, cases.as_original(body), headers)
+
+    def _list_with_test_cases(
+        self, environ: dict[str, Any], request: dict[str, Any], copies: list[str], start_response: StartResponse
+    ) -> list[bytes]:
+        """ListExecutions of a machine, with its test cases' executions, newest first."""
+        executions: list[dict[str, Any]] = []
+        for machine in [request["stateMachineArn"], *copies]:
+            self._replace_body(environ, {**request, "stateMachineArn": machine})
+            status, headers, body = self._call_moto(environ)
+            if status != 200:
+                return _respond(start_response, status, body, headers)
+            executions += json.loads(body)["executions"]
+        executions.sort(key=lambda e: e["startDate"], reverse=True)
+        body = json.dumps({"executions": executions[: request.get("maxResults") or None]}).encode()
+        return _respond(start_response, 200, self.test_cases.as_original(body), headers)
 
     def _as_created(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         """moto's answer, with the definition the caller registered rather than the locally mapped one."""
@@ -219,7 +302,9 @@ class Gateway:
         headers = {k: v for k, v in captured["headers"] if k.lower() != "content-length"}
         if status == 200:
             described = json.loads(body)
-            name = described.get("name") or described.get("stateMachineArn", "").rsplit(":", 1)[-1]
+            # A test case's copy shows as its original machine, with the original's definition.
+            original = self.test_cases.machines.get(described.get("stateMachineArn", ""))
+            name = (original or described.get("stateMachineArn", "")).rsplit(":", 1)[-1]
             if name in self.definitions:
                 described["definition"] = self.definitions[name]
             if environ.get("HTTP_X_AMZ_TARGET", "").endswith("ForExecution"):
@@ -229,7 +314,7 @@ class Gateway:
                         "tracingConfiguration", "label", "revisionId", "encryptionConfiguration")  # fmt: skip
                 described = {k: v for k, v in described.items() if k in kept}
                 described["updateDate"] = machine.update_date.timestamp()
-            body = json.dumps(described).encode()
+            body = self.test_cases.as_original(json.dumps(described).encode())
         return _respond(start_response, status, body, headers)
 
     @staticmethod
@@ -320,7 +405,10 @@ class Gateway:
         envelope = json.loads(body)
         token = envelope["taskToken"]
         try:
-            result = self.lambdas.invoke(function_name, json.dumps(envelope["request"]).encode(), caller)
+            request = envelope.get("request", envelope)
+            result = self.lambdas.invoke(function_name, json.dumps(request).encode(), caller)
+            if result.payload is NO_ANSWER:
+                return
             if result.function_error:
                 error, cause = result.payload["errorType"], result.payload["errorMessage"]
                 deliver = partial(backend.send_task_failure, token, error, cause)
@@ -372,6 +460,20 @@ class Gateway:
         headers = {"Content-Type": returned_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"}
         return _respond(start_response, 200, reply, headers)
 
+    def _get_activity_task(self, request: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """GetActivityTask, which moto cannot answer: a task an activity state queued, after a long poll."""
+        headers = {"Content-Type": "application/x-amz-json-1.0"}
+        activity_arn = request.get("activityArn", "")
+        try:
+            _stepfunctions_backend().describe_activity(activity_arn)
+        except Exception as error:
+            code = getattr(error, "TYPE", None) or "ActivityDoesNotExist"
+            payload = {"__type": code, "message": str(getattr(error, "message", "") or error)}
+            return _respond(start_response, 400, json.dumps(payload).encode(), headers)
+        task = self.activities.take(activity_arn)
+        # With no task before the poll ends, Step Functions answers with a null token.
+        return _respond(start_response, 200, json.dumps(task or {}).encode(), headers)
+
     @staticmethod
     def _send_task_outcome(target: str, request: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         """Delivers a task outcome (with the failure's cause, which moto's parser drops), answering a token
@@ -388,7 +490,12 @@ class Gateway:
         if refusal:
             return refuse(refusal, TASK_ERRORS[refusal])
         try:
-            if target.endswith("SendTaskSuccess"):
+            if target.endswith("SendTaskHeartbeat"):
+                # moto knows a token for heartbeats only when its state sets HeartbeatSeconds; Step Functions
+                # accepts a heartbeat for any waiting task (token_refusal said this one waits).
+                with contextlib.suppress(Exception):
+                    backend.send_task_heartbeat(token)
+            elif target.endswith("SendTaskSuccess"):
                 backend.send_task_success(token, request.get("output", "{}"))
             else:
                 backend.send_task_failure(token, error=request.get("error"), cause=request.get("cause"))

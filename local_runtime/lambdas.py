@@ -410,6 +410,11 @@ class LambdaRuntime:
         return self.functions[name].invoke(event)
 
 
+# What a provider returns when the outcome comes later, from someone else (an activity worker), or never (a
+# mocked States.Timeout): nothing is sent to the task's token.
+NO_ANSWER: Any = type("NoAnswer", (), {"__repr__": lambda self: "NO_ANSWER"})()
+
+
 class ProviderError(Exception):
     """A failure of a local service provider, with the error name the real integration reports."""
 

@@ -37,6 +37,8 @@ from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_
 from werkzeug.serving import make_server
 
 from local_runtime.access import AccessControl, AccessDenied, Principal
+from local_runtime.activities import PROVIDER as ACTIVITY_PROVIDER
+from local_runtime.activities import Activities, as_activity_task, is_activity
 from local_runtime.api import Authorizer, LocalApi, Route
 from local_runtime.cloudformation import StackDescription
 from local_runtime.cognito import HostedSignIn
@@ -206,6 +208,7 @@ class LocalDeployment:
         mock_path = mock_config or root / "statemachine" / "test" / "MockConfigFile.json"
         self.mocks = MockConfig.load(mock_path) if mock_config or mock_path.exists() else MockConfig({})
         self._case_machines: dict[str, str] = {}
+        self.activities = Activities()
         self._case_lock = threading.Lock()
 
     # ------------------------------------------------------------- lifecycle
@@ -238,6 +241,7 @@ class LocalDeployment:
                 resource = f"arn:aws:states:::{'aws-sdk:' if sdk else ''}sagemaker:{api}"
                 self.lambdas.add_provider(provider_for(resource), partial(self.sagemaker.run_call, api, sdk=sdk))
         self.lambdas.add_provider(MOCK_PROVIDER, self.mocks.answer)
+        self.lambdas.add_provider(ACTIVITY_PROVIDER, self.activities.schedule)
         moto_app = DomainDispatcherApplication(create_backend_app)
         gateway = Gateway(
             moto_app,
@@ -248,6 +252,8 @@ class LocalDeployment:
             self.test_case_machine,
             self.access,
             self.describe,
+            self.mocks,
+            self.activities,
             self.refusal_for_skipped,
         )
         self.gateway = gateway
@@ -1154,7 +1160,9 @@ class LocalDeployment:
             resource = node.get("Resource")
             if node.get("Type") == "Task" and isinstance(resource, str):
                 provider = provider_for(resource) or (resource if self.lambdas.is_provider(resource) else None)
-                if provider:
+                if is_activity(resource):
+                    as_activity_task(node, jsonata=language == "JSONata")
+                elif provider:
                     as_provider_task(node, provider, jsonata=language == "JSONata")
             for value in node.values():
                 self._map_resources(value, language)

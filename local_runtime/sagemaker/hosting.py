@@ -15,6 +15,7 @@ from typing import Any
 
 from local_runtime import s3files
 from local_runtime.errors import ServiceError
+from local_runtime.sagemaker import containers
 from local_runtime.sagemaker.common import listed, resource_arn
 from local_runtime.template import ACCOUNT
 
@@ -124,6 +125,11 @@ class Hosting:
         container, role = model["PrimaryContainer"], model["ExecutionRoleArn"]
         environment = container.get("Environment", {})
         self._pull(role, container["Image"], model["ModelArn"])
+        if "SAGEMAKER_SUBMIT_DIRECTORY" not in environment:
+            # Serving a container image under Docker is not implemented, with or without docker on PATH.
+            raise RuntimeError(
+                containers.needs_docker(f"model {model_name}", container["Image"], "no SAGEMAKER_SUBMIT_DIRECTORY")
+            )
         model_dir = s3files.extract_tarball(self._s3(role), container["ModelDataUrl"], work / "model")
         code_dir = s3files.extract_tarball(self._s3(role), environment["SAGEMAKER_SUBMIT_DIRECTORY"], work / "code")
         return ModelServer(

@@ -20,6 +20,7 @@ from typing import Any
 
 from local_runtime import s3files
 from local_runtime.errors import ServiceError
+from local_runtime.sagemaker import containers
 from local_runtime.sagemaker.common import Job, resource_arn
 from local_runtime.sagemaker.jobs import Jobs
 
@@ -81,12 +82,25 @@ class ProcessingJobs(Jobs):
             return str(local(token)) if token.startswith(CONTAINER_ROOT) else token
 
         command = [mapped(t) for t in [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]]
-        if not command:
-            raise RuntimeError("ClientError: the local runtime needs a ContainerEntrypoint to run")
+        max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
+        if not command or command[0] not in INTERPRETERS:
+            # Not a Python script: only the image itself can run it.
+            if not containers.docker():
+                job.failure = containers.needs_docker(
+                    f"processing job {job.name}", app["ImageUri"], "no ContainerEntrypoint that runs python"
+                )
+                raise RuntimeError(job.failure)
+            code = containers.run_image(app["ImageUri"], root, app.get("ContainerArguments", []),
+                                        request.get("Environment", {}), work / "processing.log", max_runtime,
+                                        entrypoint=app.get("ContainerEntrypoint"))  # fmt: skip
+            if code != 0:
+                job.status, job.failure = "Failed", f"AlgorithmError: the container exited with code {code}"
+                return
+            self._upload_outputs(job, root)
+            return
         if command[0] in INTERPRETERS:
             command[0] = sys.executable
         env = {**os.environ, **request.get("Environment", {})}
-        max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         log_path = work / "processing.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -106,8 +120,13 @@ class ProcessingJobs(Jobs):
             job.status, job.failure = "Failed", f"AlgorithmError: {reason.strip()}, exit code: {code}"
             job.exit_message = reason.strip()[:1024]
             return
-        for output in _outputs(request):
-            s3files.upload(self._s3(role), local(output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
+        self._upload_outputs(job, root)
+
+    def _upload_outputs(self, job: Job, root: Path) -> None:
+        """EndOfJob upload of each output's LocalPath (under the job's /opt/ml folder) to its S3Uri."""
+        for output in _outputs(job.request):
+            local = root / output["S3Output"]["LocalPath"].removeprefix(CONTAINER_ROOT)
+            s3files.upload(self._s3(job.request["RoleArn"]), local, output["S3Output"]["S3Uri"])
 
     def describe_processing(self, job: Job) -> dict[str, Any]:
         request = job.request

@@ -28,6 +28,7 @@ from typing import Any
 from packaging.requirements import Requirement
 
 from local_runtime import s3files
+from local_runtime.sagemaker import containers
 from local_runtime.sagemaker.common import Job, resource_arn
 from local_runtime.sagemaker.jobs import Jobs
 
@@ -104,7 +105,14 @@ class TrainingJobs(Jobs):
         program = hyperparameters.get("sagemaker_program")
         submit = hyperparameters.get("sagemaker_submit_directory")
         if not program or not submit:
-            raise RuntimeError("ClientError: script mode needs sagemaker_program and sagemaker_submit_directory")
+            image = request["AlgorithmSpecification"]["TrainingImage"]
+            if containers.docker():
+                self._train_in_docker(job, image, hyperparameters, work)
+                return
+            job.failure = containers.needs_docker(
+                f"training job {job.name}", image, "no sagemaker_program and sagemaker_submit_directory hyperparameters"
+            )
+            raise RuntimeError(job.failure)
         s3files.extract_tarball(self._s3(role), submit, code_dir)
         requirements = code_dir / "requirements.txt"
         unmet = unmet_requirements(requirements) if requirements.exists() else []
@@ -151,6 +159,35 @@ class TrainingJobs(Jobs):
         for host in hosts:  # every host's /opt/ml/model, as SageMaker collects them
             shutil.copytree(work / host / "model", merged, dirs_exist_ok=True)
         archive = s3files.make_tarball(merged, work / "model.tar.gz")
+        bucket, prefix = s3files.split_uri(request["OutputDataConfig"]["S3OutputPath"])
+        key = f"{prefix.rstrip('/')}/{job.name}/output/model.tar.gz".lstrip("/")
+        self._s3(role).upload_file(str(archive), bucket, key)
+        job.request = {**request, "ModelArtifacts": {"S3ModelArtifacts": f"s3://{bucket}/{key}"}}
+
+    def _train_in_docker(self, job: Job, image: str, hyperparameters: dict[str, str], work: Path) -> None:
+        """One host: ``docker run <image> train`` with /opt/ml mounted, then its model uploaded (untested here)."""
+        request, role = job.request, job.request["RoleArn"]
+        opt_ml = work / "algo-1"
+        config = opt_ml / "input" / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+        (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+        for channel in request.get("InputDataConfig", []):
+            target = opt_ml / "input" / "data" / channel["ChannelName"]
+            target.mkdir(parents=True, exist_ok=True)
+            s3files.download(self._s3(role), channel["DataSource"]["S3DataSource"]["S3Uri"], target)
+        (opt_ml / "model").mkdir(exist_ok=True)
+        job.secondary = "Training"
+        max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
+        code = containers.run_image(image, opt_ml, ["train"], request.get("Environment", {}),
+                                    work / "training.log", max_runtime)  # fmt: skip
+        if code != 0:
+            failure = opt_ml / "output" / "failure"
+            reason = failure.read_text().strip() if failure.exists() else "see the container's log"
+            job.status, job.secondary = "Failed", "Failed"
+            job.failure = f"AlgorithmError: {reason[:1024]}, exit code: {code}"
+            return
+        archive = s3files.make_tarball(opt_ml / "model", work / "model.tar.gz")
         bucket, prefix = s3files.split_uri(request["OutputDataConfig"]["S3OutputPath"])
         key = f"{prefix.rstrip('/')}/{job.name}/output/model.tar.gz".lstrip("/")
         self._s3(role).upload_file(str(archive), bucket, key)
