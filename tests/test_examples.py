@@ -79,7 +79,9 @@ def test_the_fired_schedule_runs_the_inline_state_machine_and_the_report_lands_i
 
 
 def test_a_schedule_fires_on_its_expression_and_a_disabled_one_never_does(tmp_path: Path) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%S")
+    # Far enough ahead that a deploy on a loaded machine is over before the moment comes.
+    moment = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
+    soon = moment.strftime("%Y-%m-%dT%H:%M:%S")
     template = f"""
 Transform: AWS::Serverless-2016-10-31
 Resources:
@@ -118,11 +120,18 @@ Resources:
 """
     with LocalDeployment(_app(tmp_path, template, RELAY_FUNCTION), "soon") as stack:
         sqs, queue = stack.client("sqs"), stack.template.physical_ids["Relayed"]
+        assert datetime.now(UTC) < moment, "the deploy took longer than the test allows for"
         assert sqs.receive_message(QueueUrl=queue).get("Messages") is None  # not before its time
-        started = time.monotonic()
-        messages = wait_for(lambda: sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages"), 10)
+
+        def received() -> list[dict]:
+            reply = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1, AttributeNames=["SentTimestamp"])
+            return reply.get("Messages", [])
+
+        messages = wait_for(received, 30)
         assert [m["Body"] for m in messages] == ["on time"]
-        assert time.monotonic() - started < 6
+        # Sent at its moment (the relay runs after the schedule fires), not before it.
+        sent = datetime.fromtimestamp(int(messages[0]["Attributes"]["SentTimestamp"]) / 1000, UTC)
+        assert moment <= sent < moment + timedelta(seconds=10)
         time.sleep(1.5)
         assert sqs.receive_message(QueueUrl=queue).get("Messages") is None
 
