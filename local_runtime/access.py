@@ -235,7 +235,8 @@ TEST_CASE_COPY = re.compile(r"^(arn:aws:states:[^:]*:[^:]*:(?:execution|stateMac
 
 
 def _states(operation: str, request: dict[str, Any], *_: Any) -> list[Check]:
-    resource = request.get("stateMachineArn") or request.get("executionArn") or "*"
+    # An activity's calls (GetActivityTask, DescribeActivity) name it, so a worker's policy can be scoped to it.
+    resource = request.get("stateMachineArn") or request.get("executionArn") or request.get("activityArn") or "*"
     # A test case runs on its machine's permissions.
     return [Check(f"states:{operation}", TEST_CASE_COPY.sub(r"\1", resource))]
 
