@@ -80,9 +80,10 @@ class ModelServerPool:
                 return
         server.stop()
 
-    def idle_count(self) -> int:
+    def idle_servers(self) -> list[ModelServer]:
+        """The servers waiting in the pool now, for inspection: taking one is ``take``'s job."""
         with self._changed:
-            return sum(len(waiting) for waiting in self._idle.values())
+            return [idle.server for waiting in self._idle.values() for idle in waiting]
 
     def expire(self) -> None:
         """Stops the servers idle past their time."""
