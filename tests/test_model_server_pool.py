@@ -227,6 +227,7 @@ def test_an_endpoint_takes_the_warm_server_a_transform_left_and_still_checks_its
         assert endpoint.status == "InService", endpoint.failure
         assert endpoint.server is not None and endpoint.server.process.pid == warm.process.pid
         assert sagemaker.server_pool.idle_servers() == []
+        assert sagemaker.server_pool.taken_warm == 1
         assert (
             "arn:aws:iam::123456789012:role/serving",
             "arn:aws:sagemaker:us-east-1:123456789012:model/serving",
