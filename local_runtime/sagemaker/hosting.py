@@ -153,6 +153,7 @@ class Hosting:
             program=program,
             environment=tuple(sorted({**environment, **(job_environment or {})}.items())),
         )
+        # A warm server keeps its first owner's model and code folders and log (they hold the same content).
         server = self.server_pool.take(key)
         if server is None:
             model_dir = s3files.extract_tarball(s3, container["ModelDataUrl"], work / "model")
