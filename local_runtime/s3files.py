@@ -50,6 +50,12 @@ def upload(s3: Any, source: Path, uri: str, only: set[Path] | None = None) -> li
     return keys
 
 
+def etag(s3: Any, uri: str) -> str:
+    """The object's ETag: S3's name for its content, which changes whenever the object does."""
+    bucket, key = split_uri(uri)
+    return str(s3.head_object(Bucket=bucket, Key=key)["ETag"])
+
+
 def extract_tarball(s3: Any, uri: str, destination: Path) -> Path:
     bucket, key = split_uri(uri)
     destination.mkdir(parents=True, exist_ok=True)

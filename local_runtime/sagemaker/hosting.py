@@ -17,6 +17,7 @@ from local_runtime import s3files
 from local_runtime.errors import ServiceError
 from local_runtime.sagemaker import containers
 from local_runtime.sagemaker.common import listed, resource_arn
+from local_runtime.sagemaker.server_pool import ModelServerPool, ServerKey
 from local_runtime.template import ACCOUNT
 
 
@@ -79,10 +80,15 @@ class ModelServer:
             with self._lock:
                 self.in_flight -= 1
 
-    def drain_and_stop(self, timeout: float = 30) -> None:
+    def drain(self, timeout: float = 30) -> bool:
+        """Waits for the requests in flight to be answered; False if some still are after ``timeout``."""
         deadline = time.monotonic() + timeout
         while self.in_flight and time.monotonic() < deadline:
             time.sleep(0.01)
+        return not self.in_flight
+
+    def drain_and_stop(self, timeout: float = 30) -> None:
+        self.drain(timeout)
         self.stop()
 
     def stop(self) -> None:
@@ -102,6 +108,7 @@ class Endpoint:
     status: str = "Creating"
     failure: str | None = None
     server: ModelServer | None = None
+    server_key: ServerKey | None = None
     created: float = field(default_factory=time.time)
     modified: float = field(default_factory=time.time)
 
@@ -118,9 +125,14 @@ class Hosting:
     _tag: Callable[[str, dict[str, Any]], None]
     _s3: Callable[[str], Any]
     _pull: Callable[[str, str, str], None]
+    server_pool: ModelServerPool
 
-    # transform ---------------------------------------------------------------
-    def _model_server(self, model_name: str, work: Path) -> ModelServer:
+    # model servers, for transform jobs and endpoints -----------------------------
+    def _model_server(
+        self, model_name: str, work: Path, job_environment: dict[str, str] | None = None
+    ) -> tuple[ServerKey, ModelServer]:
+        """A warm server identical to the one this model needs, or a new one; the caller owns it until it
+        gives it back to ``server_pool``. The model's role is checked either way."""
         model = self.models[model_name]
         container, role = model["PrimaryContainer"], model["ExecutionRoleArn"]
         environment = container.get("Environment", {})
@@ -130,11 +142,31 @@ class Hosting:
             raise RuntimeError(
                 containers.needs_docker(f"model {model_name}", container["Image"], "no SAGEMAKER_SUBMIT_DIRECTORY")
             )
-        model_dir = s3files.extract_tarball(self._s3(role), container["ModelDataUrl"], work / "model")
-        code_dir = s3files.extract_tarball(self._s3(role), environment["SAGEMAKER_SUBMIT_DIRECTORY"], work / "code")
-        return ModelServer(
-            model_dir, code_dir, environment.get("SAGEMAKER_PROGRAM", "inference.py"), work / "server.log"
+        s3 = self._s3(role)
+        program = environment.get("SAGEMAKER_PROGRAM", "inference.py")
+        # Reading each archive's ETag is a HEAD, which S3 authorizes as s3:GetObject under the model's role
+        # just as the download is: a warm server never skips the role's read of the model and its code.
+        key = ServerKey(
+            image=container["Image"],
+            model_data_etag=s3files.etag(s3, container["ModelDataUrl"]),
+            code_etag=s3files.etag(s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"]),
+            program=program,
+            environment=tuple(sorted({**environment, **(job_environment or {})}.items())),
         )
+        # A warm server keeps its first owner's model and code folders and log (they hold the same content).
+        server = self.server_pool.take(key)
+        if server is None:
+            model_dir = s3files.extract_tarball(s3, container["ModelDataUrl"], work / "model")
+            code_dir = s3files.extract_tarball(s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"], work / "code")
+            server = ModelServer(model_dir, code_dir, program, work / "server.log")
+        return key, server
+
+    def _release_server(self, key: ServerKey, server: ModelServer) -> None:
+        """Gives a server its owner is done with to the warm pool once its requests are answered."""
+        if server.drain():
+            self.server_pool.give_back(key, server)
+        else:
+            server.stop()
 
     # models and endpoint configs ----------------------------------------------
     def op_CreateModel(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -280,7 +312,7 @@ class Hosting:
         try:
             if endpoint.name in self.failing_deployments:
                 raise RuntimeError(self.failing_deployments.pop(endpoint.name))
-            server = self._model_server(variant["ModelName"], work)
+            key, server = self._model_server(variant["ModelName"], work)
             if not server.ping():
                 server.stop()
                 raise RuntimeError("the model server did not pass its health check")
@@ -295,10 +327,12 @@ class Hosting:
                     endpoint.failure = f"Update to {config_name} failed and was rolled back: {error}"
             return
         with self._lock:
-            previous, endpoint.server = endpoint.server, server
+            previous, previous_key = endpoint.server, endpoint.server_key
+            endpoint.server, endpoint.server_key = server, key
             endpoint.config_name, endpoint.status, endpoint.modified = config_name, "InService", time.time()
-        if previous:
-            previous.drain_and_stop()
+        if previous and previous_key:
+            # The replaced server waits in the pool only if it still answers its health check.
+            self._release_server(previous_key, previous)
 
     def fail_next_deployment(self, endpoint_name: str, reason: str) -> None:
         """Makes the next create or update of this endpoint fail its health check, as a broken model would."""

@@ -19,6 +19,7 @@ from local_runtime.lambdas import ProviderError
 from local_runtime.sagemaker.common import Job
 from local_runtime.sagemaker.hosting import Endpoint, Hosting
 from local_runtime.sagemaker.processing import ProcessingJobs
+from local_runtime.sagemaker.server_pool import DEFAULT_IDLE_SECONDS, ModelServerPool
 from local_runtime.sagemaker.training import TrainingJobs
 from local_runtime.sagemaker.transform import TransformJobs
 from local_runtime.template import ACCOUNT, REGION
@@ -53,7 +54,13 @@ def image_checks(image: str) -> list[Check]:
 class LocalSageMaker(TrainingJobs, TransformJobs, ProcessingJobs, Hosting):
     """Jobs and endpoints act with the execution role they are given: S3, image pulls and logs."""
 
-    def __init__(self, client_as: Callable[[str, str, str], Any], access: AccessControl, workdir: Path) -> None:
+    def __init__(
+        self,
+        client_as: Callable[[str, str, str], Any],
+        access: AccessControl,
+        workdir: Path,
+        warm_pool_seconds: float = DEFAULT_IDLE_SECONDS,
+    ) -> None:
         self._client_as = client_as
         self.access = access
         self.workdir = workdir
@@ -62,6 +69,8 @@ class LocalSageMaker(TrainingJobs, TransformJobs, ProcessingJobs, Hosting):
         self.configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, Endpoint] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}
+        # Model servers a transform job or a replaced endpoint no longer needs, kept warm; 0 keeps none.
+        self.server_pool = ModelServerPool(warm_pool_seconds)
         self._lock = threading.RLock()
         # Fault injection for tests: endpoint name -> why its next deployment fails.
         self.failing_deployments: dict[str, str] = {}
@@ -170,4 +179,5 @@ class LocalSageMaker(TrainingJobs, TransformJobs, ProcessingJobs, Hosting):
         for endpoint in list(self.endpoints.values()):
             if endpoint.server:
                 endpoint.server.stop()
+        self.server_pool.close()
         shutil.rmtree(self.workdir / "endpoints", ignore_errors=True)

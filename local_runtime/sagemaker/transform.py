@@ -12,6 +12,7 @@ from local_runtime.errors import ServiceError
 from local_runtime.sagemaker.common import Job, resource_arn
 from local_runtime.sagemaker.hosting import ModelServer
 from local_runtime.sagemaker.jobs import Jobs
+from local_runtime.sagemaker.server_pool import ModelServerPool, ServerKey
 
 
 def select_fields(fields: list[str], expression: str) -> list[str]:
@@ -35,7 +36,8 @@ class TransformJobs(Jobs):
     workdir: Path
     models: dict[str, dict[str, Any]]
     _s3: Callable[[str], Any]
-    _model_server: Callable[[str, Path], ModelServer]
+    server_pool: ModelServerPool
+    _model_server: Callable[[str, Path, dict[str, str] | None], tuple[ServerKey, ModelServer]]
 
     def op_CreateTransformJob(self, request: dict[str, Any]) -> dict[str, Any]:
         if request["ModelName"] not in self.models:
@@ -58,11 +60,12 @@ class TransformJobs(Jobs):
         request = job.request
         work = self.workdir / "transform" / job.name
         work.mkdir(parents=True, exist_ok=True)
-        server = self._model_server(request["ModelName"], work)
+        key, server = self._model_server(request["ModelName"], work, request.get("Environment"))
         try:
             self._transform_objects(job, server)
         finally:
-            server.stop()
+            # Kept warm for a later job or endpoint that needs an identical server (if it is healthy).
+            self.server_pool.give_back(key, server)
 
     def _transform_objects(self, job: Job, server: ModelServer) -> None:
         request = job.request
