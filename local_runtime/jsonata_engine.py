@@ -374,9 +374,6 @@ def evaluate(
 # it declares inside the block and so would shadow ours: taken out of the text before evaluating.
 _MOTO_STAND_INS: Final = tuple(moto_functions._DECLARATION_BY_VARIABLE_REFERENCE.values())
 
-# How moto writes a string variable into the block: $name:="<text>"; the text unescaped.
-_MOTO_STRING_DECLARATION: Final = ':="'
-
 
 class _Caller:
     """The moto evaluation that called the hook, read from its frames: the hook gets one string, but AWS's
@@ -425,25 +422,34 @@ def _json_declarations(bindings: Mapping[str, Any]) -> str:
 
 # (moto's declarations, ours): the last pair computed. moto keeps one declarations string per variable
 # store until a variable is set, so the same object again means the same variables.
-_last_declarations: tuple[str, str] = ("", "")
+# moto's declarations text (the same object until a variable changes) -> declarations by the names read.
+_declarations_cache: tuple[str, dict[frozenset[str], str]] = ("", {})
+_VARIABLE_READ = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def _with_variables_escaped(expression: str, caller: _Caller) -> str:
-    """moto writes a string variable into the block as "<text>" unescaped (variable_store.py), so a value
-    that holds a quote or a backslash (an error Cause, JSON in a string) breaks every later expression:
-    moto's declarations, written again with the values JSON-encoded."""
-    global _last_declarations
+def _with_the_variables_read(expression: str, caller: _Caller) -> str:
+    """moto writes every workflow variable into the block before every expression, and each string as "<text>"
+    unescaped (variable_store.py). So a value that holds a quote or a backslash (an error Cause, JSON in a
+    string) breaks every later expression, and every expression parses every variable: the run's settings
+    and the gate's evaluation, kilobytes each, hundreds of times a run. The block gets instead only the
+    variables the expression as written reads, JSON-encoded. (A name the expression binds itself, or a
+    function's, may be declared too: harmless, since the expression's own binding comes later.)"""
+    global _declarations_cache
     store = caller.env.variable_store
     moto_text = store.get_variable_declarations()  # moto's cached text, exactly what it put in the block
     if not moto_text:
         return expression
-    cached_moto_text, fixed = _last_declarations
+    cached_moto_text, by_names = _declarations_cache
     if cached_moto_text is not moto_text:
+        by_names = {}
+        _declarations_cache = (moto_text, by_names)
+    names = frozenset(_VARIABLE_READ.findall(caller.text))
+    fixed = by_names.get(names)
+    if fixed is None:
         # moto's order: the outer scope's variables (a Map's or Parallel's enclosing ones), then the inner.
-        fixed = _json_declarations(store._outer_scope) + _json_declarations(store._inner_scope)
-        _last_declarations = (moto_text, fixed)
-    if fixed == moto_text:
-        return expression
+        scopes = (store._outer_scope, store._inner_scope)
+        fixed = "".join(_json_declarations({k: v for k, v in scope.items() if k in names}) for scope in scopes)
+        by_names[names] = fixed
     # The declarations come right before the expression as written, and the block ends with it: the last
     # occurrence of the two together is moto's (a value could repeat the declarations' text before them).
     at = expression.rfind(moto_text + caller.text)
@@ -455,36 +461,28 @@ def _with_variables_escaped(expression: str, caller: _Caller) -> str:
 def _moto_hook(expression: str) -> Any:
     for stand_in in _MOTO_STAND_INS:
         expression = expression.replace(stand_in, "")
-    # The frames are read at most once, and only when needed: a string variable to encode, an error to
+    # The frames are read once (a few microseconds): for the variables the expression reads, an error to
     # report, or a result that is not a boolean (which a Condition must give).
-    caller: _Caller | None = None
-    looked = False
-    if _MOTO_STRING_DECLARATION in expression:
-        caller, looked = _Caller.find(sys._getframe(1)), True
-        if caller is not None:
-            expression = _with_variables_escaped(expression, caller)
+    caller = _Caller.find(sys._getframe(1))
+    if caller is not None:
+        expression = _with_the_variables_read(expression, caller)
     try:
         result = evaluate(expression)
     except JSONataError as error:
-        if not looked:
-            caller = _Caller.find(sys._getframe(1))
         if caller is None:
             raise
         _fail_state(caller.env, f"The JSONata expression '{caller.text}' threw an error during evaluation. {error}")
     if result is UNDEFINED:
         # moto tells null from undefined itself, with a second call: $exists(<expression>).
         return None
-    if not isinstance(result, bool):
-        if not looked:
-            caller = _Caller.find(sys._getframe(1))
-        if caller is not None and caller.is_condition():
-            # moto fails a Condition that is not true or false with a bare RuntimeError (States.Runtime);
-            # AWS documents a result of the wrong type for a field as States.QueryEvaluationError.
-            _fail_state(
-                caller.env,
-                f"The JSONata expression '{caller.text}' specified for the field 'Condition' returned an "
-                f"unexpected result type. Expected 'boolean', but was {to_json_str(result)}.",
-            )
+    if not isinstance(result, bool) and caller is not None and caller.is_condition():
+        # moto fails a Condition that is not true or false with a bare RuntimeError (States.Runtime);
+        # AWS documents a result of the wrong type for a field as States.QueryEvaluationError.
+        _fail_state(
+            caller.env,
+            f"The JSONata expression '{caller.text}' specified for the field 'Condition' returned an "
+            f"unexpected result type. Expected 'boolean', but was {to_json_str(result)}.",
+        )
     return result
 
 
