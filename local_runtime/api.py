@@ -21,6 +21,15 @@ from local_runtime.lambdas import LambdaRuntime
 from local_runtime.template import ACCOUNT, REGION, UnsupportedTemplate
 
 
+def _event_body(request: Request) -> tuple[str, bool]:
+    """The body as a proxy event carries it: text, or base64 (isBase64Encoded) when it is not UTF-8."""
+    raw = request.get_data()
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode(), True
+
+
 @dataclass(frozen=True)
 class Authorizer:
     """A Lambda authorizer as SAM declares it under the API's Auth.Authorizers."""
@@ -141,11 +150,7 @@ class LocalApi:
         return Response(body, status=200, content_type="application/json")
 
     def _event_v2(self, request: Request, route: Route, path: str, parameters: dict[str, str]) -> dict[str, Any]:
-        raw = request.get_data()
-        try:
-            body, encoded = raw.decode("utf-8"), False
-        except UnicodeDecodeError:
-            body, encoded = base64.b64encode(raw).decode(), True
+        body, encoded = _event_body(request)
         # Format 2.0 joins repeated headers and query parameters with commas, and names headers in lower case.
         headers = {k.lower(): ",".join(request.headers.getlist(k)) for k, _ in request.headers.items()}
         headers.pop("cookie", None)
@@ -233,11 +238,7 @@ class LocalApi:
         return None, {**context, "principalId": answer["principalId"], "integrationLatency": 0}
 
     def _event(self, request: Request, route: Route, path: str, parameters: dict[str, str]) -> dict[str, Any]:
-        raw = request.get_data()
-        try:
-            body, encoded = raw.decode("utf-8"), False
-        except UnicodeDecodeError:
-            body, encoded = base64.b64encode(raw).decode(), True
+        body, encoded = _event_body(request)
         # API Gateway adds these on the way in; a function builds its own URLs from them.
         forwarded = {
             "X-Forwarded-For": request.remote_addr or "",

@@ -64,6 +64,23 @@ SNS = "arn:aws:states:::sns:publish"
 TOPIC = {"TopicArn": "arn:aws:sns:us-east-1:123456789012:nowhere", "Message": "hello"}
 
 
+def _send_retried_and_caught(error: str, attempts: int, caught: str) -> dict[str, Any]:
+    """A machine whose one SNS task retries ``error`` and then catches it, ending in the Pass ``caught``."""
+    return {
+        "StartAt": "Send",
+        "States": {
+            "Send": _task(
+                SNS,
+                Parameters=TOPIC,
+                Retry=[{"ErrorEquals": [error], "MaxAttempts": attempts, "IntervalSeconds": 1}],
+                Catch=[{"ErrorEquals": [error], "Next": caught}],
+                End=True,
+            ),
+            caught: {"Type": "Pass", "End": True},
+        },
+    }
+
+
 # ---------------------------------------------------------------- Parallel and Map
 def test_states_inside_parallel_branches_and_map_iterations_answer_from_the_mock(stack) -> None:
     definition = {
@@ -113,20 +130,7 @@ def test_states_inside_parallel_branches_and_map_iterations_answer_from_the_mock
 
 # ---------------------------------------------------------------- errors
 def test_a_mocked_states_timeout_reaches_retry_and_catch_by_that_name(stack) -> None:
-    definition = {
-        "StartAt": "Send",
-        "States": {
-            "Send": _task(
-                SNS,
-                Parameters=TOPIC,
-                Retry=[{"ErrorEquals": ["States.Timeout"], "MaxAttempts": 1, "IntervalSeconds": 1}],
-                Catch=[{"ErrorEquals": ["States.Timeout"], "Next": "TimedOut"}],
-                End=True,
-            ),
-            "TimedOut": {"Type": "Pass", "End": True},
-        },
-    }
-    arn = _machine(stack, "timeout-mock", definition)
+    arn = _machine(stack, "timeout-mock", _send_retried_and_caught("States.Timeout", 1, "TimedOut"))
     stack.mocks.add(
         {
             "StateMachines": {"timeout-mock": {"TestCases": {"Slow": {"Send": "NeverAnswers"}}}},
@@ -159,20 +163,7 @@ def test_a_mocked_throw_reports_its_cause_exactly_as_given(stack) -> None:
 
 
 def test_a_missing_mocked_response_fails_the_execution_without_retrying(stack) -> None:
-    definition = {
-        "StartAt": "Send",
-        "States": {
-            "Send": _task(
-                SNS,
-                Parameters=TOPIC,
-                Retry=[{"ErrorEquals": ["States.ALL"], "MaxAttempts": 3, "IntervalSeconds": 1}],
-                Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
-                End=True,
-            ),
-            "Caught": {"Type": "Pass", "End": True},
-        },
-    }
-    arn = _machine(stack, "missing-mock", definition)
+    arn = _machine(stack, "missing-mock", _send_retried_and_caught("States.ALL", 3, "Caught"))
     stack.mocks.add(
         {
             "StateMachines": {"missing-mock": {"TestCases": {"OneAnswer": {"Send": "FailsOnce"}}}},
