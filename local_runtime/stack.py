@@ -51,6 +51,7 @@ from local_runtime.mocking import MockConfig, MockConfigError
 from local_runtime.packaging import create_managed_bucket, s3_location, sam_package
 from local_runtime.roles import managed_policy_documents, transformed_resources
 from local_runtime.sagemaker import LocalSageMaker
+from local_runtime.sagemaker.warm_python import WARM_PYTHON
 from local_runtime.schedules import next_fire
 from local_runtime.template import (
     ACCOUNT,
@@ -982,6 +983,8 @@ class LocalDeployment:
         definition = self._definition(props)
         for name, value in props.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + name + "}", str(value))
+        if "arn:aws:states:::sagemaker:" in definition:
+            WARM_PYTHON.start()  # its imports overlap the deploy and the run's first states
         arn = template.physical_ids[logical_id]
         role = props.get("RoleArn") or self._execution_role(logical_id)
         if self.access.engine_role not in (None, role):

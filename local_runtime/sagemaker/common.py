@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_runtime.sagemaker.warm_python import WarmProcess
 from local_runtime.template import ACCOUNT, REGION
 
 
@@ -40,7 +40,7 @@ class Job:
     ended: float | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     # A training job has one process per host; the other jobs have one.
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[WarmProcess] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
 
     @property

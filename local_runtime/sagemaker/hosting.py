@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -18,6 +18,7 @@ from local_runtime.errors import ServiceError
 from local_runtime.sagemaker import containers
 from local_runtime.sagemaker.common import listed, resource_arn
 from local_runtime.sagemaker.server_pool import ModelServerPool, ServerKey
+from local_runtime.sagemaker.warm_python import WARM_PYTHON
 from local_runtime.template import ACCOUNT
 
 
@@ -26,22 +27,14 @@ class ModelServer:
 
     def __init__(self, model_dir: Path, code_dir: Path, program: str, log_path: Path) -> None:
         self.log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "local_runtime.model_server",
-                "--model-dir",
-                str(model_dir),
-                "--code-dir",
-                str(code_dir),
-                "--program",
-                program,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            cwd=str(Path(__file__).resolve().parents[2]),  # the repository root, for -m local_runtime.model_server
-        )
+        self.process = WARM_PYTHON.popen(
+            ["-m", "local_runtime.model_server", "--model-dir", str(model_dir), "--code-dir", str(code_dir),
+             "--program", program],
+            Path(__file__).resolve().parents[2],  # the repository root, for -m local_runtime.model_server
+            dict(os.environ),
+            subprocess.PIPE,
+            self.log,
+        )  # fmt: skip
         assert self.process.stdout
         line = self.process.stdout.readline().decode()
         if not line.startswith("listening on "):

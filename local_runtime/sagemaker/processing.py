@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from local_runtime.errors import ServiceError
 from local_runtime.sagemaker import containers
 from local_runtime.sagemaker.common import Job, resource_arn
 from local_runtime.sagemaker.jobs import Jobs
+from local_runtime.sagemaker.warm_python import WARM_PYTHON, unsupported_options
 
 CONTAINER_ROOT = "/opt/ml/"
 INTERPRETERS = {"python", "python3"}
@@ -98,12 +98,13 @@ class ProcessingJobs(Jobs):
                 return
             self._upload_outputs(job, root)
             return
-        if command[0] in INTERPRETERS:
-            command[0] = sys.executable
+        if unsupported := unsupported_options(command[1:]):
+            job.failure = f"ValidationException: python runs [-u] SCRIPT or -m MODULE locally, not {unsupported}"
+            raise RuntimeError(job.failure)
         env = {**os.environ, **request.get("Environment", {})}
         log_path = work / "processing.log"
         with log_path.open("wb") as log:
-            process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+            process = WARM_PYTHON.popen(command[1:], work, env, log, subprocess.STDOUT)
             job.processes = [process]
             try:
                 code = process.wait(timeout=max_runtime)

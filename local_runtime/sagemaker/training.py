@@ -18,7 +18,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -31,6 +30,7 @@ from local_runtime import s3files
 from local_runtime.sagemaker import containers
 from local_runtime.sagemaker.common import Job, resource_arn
 from local_runtime.sagemaker.jobs import Jobs
+from local_runtime.sagemaker.warm_python import WARM_PYTHON
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # How long the other hosts get to finish once one host has failed, before they are killed.
@@ -128,12 +128,12 @@ class TrainingJobs(Jobs):
         logs = {host: (work / host / "training.log").open("wb") for host in hosts}
         try:
             job.processes = [
-                subprocess.Popen(
-                    [sys.executable, program, *args],
-                    cwd=code_dir,
-                    env=self._host_environment(job, host, hosts, work / host, channels[host], user_hps, rendezvous),
-                    stdout=logs[host],
-                    stderr=subprocess.STDOUT,
+                WARM_PYTHON.popen(
+                    [program, *args],
+                    code_dir,
+                    self._host_environment(job, host, hosts, work / host, channels[host], user_hps, rendezvous),
+                    logs[host],
+                    subprocess.STDOUT,
                 )
                 for host in hosts
             ]
