@@ -77,6 +77,18 @@ GENERATED_EVENT_TYPES = (
 )
 # Served as routes of an API, not wired as a generated resource.
 API_EVENTS = ("Api", "HttpApi")
+# The API that SAM makes when a function's event of that type names none, and the property that names one.
+IMPLICIT_APIS = {"Api": ("ServerlessRestApi", "RestApiId"), "HttpApi": ("ServerlessHttpApi", "ApiId")}
+
+
+def implicit_api(template: Template, event_type: str) -> list[str]:
+    """SAM's implicit API for ``event_type`` events (Api or HttpApi), if any function's event names no API."""
+    name, reference = IMPLICIT_APIS[event_type]
+    for resource in template.of_type("AWS::Serverless::Function").values():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event["Type"] == event_type and reference not in event.get("Properties", {}):
+                return [name]
+    return []
 
 # .sync integrations moto's engine cannot run, and the local provider that stands in for each.
 SYNC_PROVIDERS = {
@@ -368,16 +380,17 @@ class LocalDeployment:
         )
         template = load_template(packaged, self.stack_name, self.overrides)
         self.template = template
-        api_ids = template.of_type("AWS::Serverless::Api")
-        http_api_ids = [*template.of_type("AWS::Serverless::HttpApi"), *self._implicit_http_api(template)]
+        api_ids = [*template.of_type("AWS::Serverless::Api"), *implicit_api(template, "Api")]
+        http_api_ids = [*template.of_type("AWS::Serverless::HttpApi"), *implicit_api(template, "HttpApi")]
         for api in api_ids:
             # SAM's API key, in moto's API Gateway so `aws apigateway get-api-key --include-value` answers.
             key = self.client("apigateway").create_api_key(name=f"{api}ApiKey", value=self.api_key, enabled=True)
             template.physical_ids[f"{api}ApiKey"] = key["id"]
         generated = transformed_resources(template.body, template.parameters)
         template.name_generated(generated)
-        for logical_id in http_api_ids:
-            template.physical_ids[logical_id] = secrets.token_hex(5)  # an API id, as API Gateway makes one
+        for logical_id in [*api_ids, *http_api_ids]:
+            if logical_id not in template.resources:  # SAM's implicit API: an id, as API Gateway makes one
+                template.physical_ids[logical_id] = secrets.token_hex(5)
         self._generated = generated
         known = {
             "AWS::S3::Bucket": self._bucket,
@@ -909,15 +922,6 @@ class LocalDeployment:
                     ):
                         known[resource["Type"]](logical_id)
 
-    @staticmethod
-    def _implicit_http_api(template: Template) -> list[str]:
-        """SAM's ServerlessHttpApi, when a function's HttpApi event names no ApiId."""
-        for resource in template.of_type("AWS::Serverless::Function").values():
-            for event in resource.get("Properties", {}).get("Events", {}).values():
-                if event["Type"] == "HttpApi" and "ApiId" not in event.get("Properties", {}):
-                    return ["ServerlessHttpApi"]
-        return []
-
     def _http_api(self, logical_id: str) -> None:
         """An HTTP API's routes on 127.0.0.1, invoking functions with payload format 2.0 events."""
         assert self.template
@@ -930,7 +934,7 @@ class LocalDeployment:
         for function_id, resource in template.of_type("AWS::Serverless::Function").items():
             for event in resource.get("Properties", {}).get("Events", {}).values():
                 event_props = event.get("Properties", {})
-                api = event_props.get("ApiId", {}).get("Ref", "ServerlessHttpApi")
+                api = event_props.get("ApiId", {}).get("Ref", IMPLICIT_APIS["HttpApi"][0])
                 if event["Type"] == "HttpApi" and api == logical_id:
                     # An event without Path and Method is the API's $default route: it takes every request.
                     method, path = event_props.get("Method", "ANY").upper(), event_props.get("Path", "/{proxy+}")
@@ -945,14 +949,16 @@ class LocalDeployment:
     def _api(self, logical_id: str) -> None:
         assert self.template
         template = self.template
-        props = template.properties(logical_id)
+        # SAM's implicit API has the stage Prod and no settings of its own.
+        props = template.properties(logical_id) if logical_id in template.resources else {"StageName": "Prod"}
         auth = props.get("Auth", {})
         authorizers = {name: Authorizer.from_sam(name, spec) for name, spec in auth.get("Authorizers", {}).items()}
         routes = []
         for function_id, resource in template.of_type("AWS::Serverless::Function").items():
             for event in resource.get("Properties", {}).get("Events", {}).values():
                 event_props = event.get("Properties", {})
-                if event["Type"] == "Api" and event_props.get("RestApiId", {}).get("Ref") == logical_id:
+                api = event_props.get("RestApiId", {}).get("Ref", IMPLICIT_APIS["Api"][0])
+                if event["Type"] == "Api" and api == logical_id:
                     event_auth = event_props.get("Auth", {})
                     authorizer = event_auth.get("Authorizer", auth.get("DefaultAuthorizer", "NONE"))
                     if authorizer not in ("NONE", *authorizers):

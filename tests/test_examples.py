@@ -136,6 +136,42 @@ Resources:
         assert sqs.receive_message(QueueUrl=queue).get("Messages") is None
 
 
+HELLO_FUNCTION = """
+import json
+
+def handler(event, context):
+    return {"statusCode": 200, "body": json.dumps({"message": "hello " + event["pathParameters"]["name"]})}
+"""
+
+
+def test_sam_inits_hello_world_is_served_on_the_implicit_rest_api_and_its_output_url_resolves(
+    tmp_path: Path,
+) -> None:
+    template = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  HelloWorldFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.13
+      CodeUri: src/
+      Handler: app.handler
+      Events:
+        HelloWorld: {Type: Api, Properties: {Path: "/hello/{name}", Method: get}}
+Outputs:
+  HelloWorldApi:
+    Value: !Sub "https://${ServerlessRestApi}.execute-api.${AWS::Region}.amazonaws.com/Prod/hello/"
+"""
+    with LocalDeployment(_app(tmp_path, template, HELLO_FUNCTION), "hello") as stack:
+        assert stack.skipped == []
+        # The output names the API's local URL, at SAM's stage Prod.
+        assert stack.outputs["HelloWorldApi"] == stack.api_urls["ServerlessRestApi"] + "/hello/"
+        assert stack.api_urls["ServerlessRestApi"].endswith("/Prod")
+        reply = requests.get(stack.outputs["HelloWorldApi"] + "world", timeout=10)
+        assert (reply.status_code, reply.json()) == (200, {"message": "hello world"})
+        assert requests.post(stack.outputs["HelloWorldApi"] + "world", timeout=10).status_code == 403
+
+
 def test_a_resource_of_an_unknown_type_is_skipped_with_a_warning_and_a_call_naming_it_fails_clearly(
     tmp_path: Path, caplog
 ) -> None:
