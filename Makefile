@@ -52,9 +52,14 @@ browser:
 		echo "NOTE: 'apt-get install chromium' to run the approval-page browser test"; \
 	fi
 
+# Test modules run on TEST_WORKERS processes (pytest-xdist), each module's tests on one of them, as they
+# share a module's local stack. Much of a pipeline run waits on processes, so 2 suit 2 cores; more than
+# twice the cores starves the first runs of CPU.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) $(SCAN_STAMP) $(NODE_STAMP) browser
 	$(PY) -m ruff check .
-	ASL_COVERAGE_REQUIRED=1 $(PY) -m pytest
+	ASL_COVERAGE_REQUIRED=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 # Only the security scans (cfn-lint with every rule, checkov, cfn-guard with the Control Tower rules).
 scan: $(STAMP) $(SCAN_STAMP)

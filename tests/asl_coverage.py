@@ -56,6 +56,19 @@ class Recorder:
         for branch in taken_branches(self.definition, runs):
             self.branches[branch].add(test)
 
+    def export(self) -> dict[str, Any]:
+        """What this process recorded, as JSON, for the process that reports (pytest-xdist's controller)."""
+        return {
+            "states": {name: sorted(tests) for name, tests in self.states.items()},
+            "branches": [[*branch, sorted(tests)] for branch, tests in self.branches.items()],
+        }
+
+    def merge(self, exported: dict[str, Any]) -> None:
+        for name, tests in exported["states"].items():
+            self.states[name].update(tests)
+        for name, kind, target, tests in exported["branches"]:
+            self.branches[name, kind, target].update(tests)
+
     def all_branches(self) -> list[Branch]:
         return [
             (name, kind, target)

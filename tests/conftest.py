@@ -143,11 +143,22 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     import os
 
     recorder = _recorder()
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # a pytest-xdist worker: the controller merges every worker's and reports
+        worker_output["asl_coverage"] = recorder.export()
+        return
     report = recorder.report()
     (ROOT / "build").mkdir(exist_ok=True)
     (ROOT / "build" / "asl-coverage.txt").write_text(report + "\n")
     if os.environ.get("ASL_COVERAGE_REQUIRED") == "1" and recorder.gaps() and session.exitstatus == 0:
         session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    exported = getattr(node, "workeroutput", {}).get("asl_coverage")
+    if exported:
+        _recorder().merge(exported)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

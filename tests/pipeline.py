@@ -91,7 +91,7 @@ def wait_for_state(stack: LocalDeployment, execution_arn: str, state: str, timeo
     wait_for(entered, timeout, what=f"state {state!r}")
 
 
-def review_email(stack: LocalDeployment, timeout: float = 60) -> dict[str, Any]:
+def review_email(stack: LocalDeployment, timeout: float = 180) -> dict[str, Any]:
     """Waits for the review email and returns it; other messages read meanwhile are kept in ``stack.mail``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
