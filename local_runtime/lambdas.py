@@ -30,6 +30,7 @@ from typing import Any
 
 from local_runtime.access import Principal
 from local_runtime.template import ACCOUNT, REGION
+from local_runtime.warm_python import WarmProcess, WarmPython
 
 BOOTSTRAPS = Path(__file__).parent / "lambda_runtimes"
 MARK = b"\x1e"  # the bootstrap's line that closes an invocation's log
@@ -41,6 +42,19 @@ MEMORY_POLL_SECONDS = 0.01
 SIGNAL_NAMES = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
                 signal.SIGABRT: "aborted", signal.SIGBUS: "bus error"}  # fmt: skip
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+# Python functions' execution environments fork from this, with the SDK and Powertools already imported
+# (as `python -I`: the handler sees its own folder and the installed packages, not this project).
+FUNCTION_PYTHON = WarmPython(
+    (
+        "boto3",
+        "botocore.exceptions",
+        "aws_lambda_powertools.logging",
+        "aws_lambda_powertools.event_handler",
+        "aws_lambda_powertools.utilities.parameters",
+        "aws_lambda_powertools.utilities.typing",
+    ),
+    isolated=True,
+)
 
 
 @dataclass
@@ -77,16 +91,27 @@ class _Worker:
         self._buffer = b""
         parent, child = socket.socketpair()
         self.channel = parent
+        self.process: subprocess.Popen[bytes] | WarmProcess
         try:
-            self.process = subprocess.Popen(
-                [*function.command(), str(child.fileno())],
-                env=function.worker_environment(),
-                cwd=function.code_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(child.fileno(),),
-            )
+            if function.warm():
+                self.process = FUNCTION_PYTHON.popen(
+                    [str(BOOTSTRAPS / "python_bootstrap.py"), "3"],  # the control socket arrives as 3
+                    function.code_dir,
+                    function.worker_environment(),
+                    subprocess.PIPE,
+                    subprocess.STDOUT,
+                    pass_fds=(child.fileno(),),
+                )
+            else:
+                self.process = subprocess.Popen(
+                    [*function.command(), str(child.fileno())],
+                    env=function.worker_environment(),
+                    cwd=function.code_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(child.fileno(),),
+                )
         finally:
             child.close()
         self.logs = threading.Thread(target=self._read_log, daemon=True, name=f"lambda-log-{function.name}")
@@ -224,7 +249,16 @@ class LocalFunction:
     def arn(self) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.name}"
 
+    def warm(self) -> bool:
+        """Python workers fork from FUNCTION_PYTHON, unless the package ships its own copy of a library that
+        is preloaded there: then a fresh interpreter imports the package's copy, as Lambda would."""
+        if not self.runtime.startswith("python"):
+            return False
+        shipped = {path.name.removesuffix(".py") for path in self.code_dir.iterdir()}
+        return not shipped & {module.split(".")[0] for module in FUNCTION_PYTHON.preload}
+
     def command(self) -> list[str]:
+        """The runtime a cold worker starts."""
         if self.runtime.startswith("nodejs"):
             return ["node", str(BOOTSTRAPS / "node_bootstrap.cjs")]
         # -I: the handler sees its own folder and the installed packages, not this project or PYTHON* variables.

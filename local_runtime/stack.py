@@ -51,7 +51,7 @@ from local_runtime.mocking import MockConfig, MockConfigError
 from local_runtime.packaging import create_managed_bucket, s3_location, sam_package
 from local_runtime.roles import managed_policy_documents, transformed_resources
 from local_runtime.sagemaker import LocalSageMaker
-from local_runtime.sagemaker.warm_python import WARM_PYTHON
+from local_runtime.sagemaker.common import CONTAINER_PYTHON
 from local_runtime.schedules import next_fire
 from local_runtime.template import (
     ACCOUNT,
@@ -89,6 +89,7 @@ def implicit_api(template: Template, event_type: str) -> list[str]:
             if event["Type"] == event_type and reference not in event.get("Properties", {}):
                 return [name]
     return []
+
 
 # .sync integrations moto's engine cannot run, and the local provider that stands in for each.
 SYNC_PROVIDERS = {
@@ -990,7 +991,7 @@ class LocalDeployment:
         for name, value in props.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + name + "}", str(value))
         if "arn:aws:states:::sagemaker:" in definition:
-            WARM_PYTHON.start()  # its imports overlap the deploy and the run's first states
+            CONTAINER_PYTHON.start()  # its imports overlap the deploy and the run's first states
         arn = template.physical_ids[logical_id]
         role = props.get("RoleArn") or self._execution_role(logical_id)
         if self.access.engine_role not in (None, role):

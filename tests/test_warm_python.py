@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from local_runtime.sagemaker.warm_python import WARM_PYTHON, unsupported_options
+from local_runtime.sagemaker.common import CONTAINER_PYTHON
+from local_runtime.warm_python import unsupported_options
 
 SCRIPT = """
 import json, os, sys
@@ -36,7 +37,7 @@ def script(tmp_path: Path) -> Path:
 def _run(script: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     log = script.parent / "log.txt"
     with log.open("wb") as out:
-        process = WARM_PYTHON.popen([script.name, *args], script.parent, env or {"SM_MODEL_DIR": "/m"}, out)
+        process = CONTAINER_PYTHON.popen([script.name, *args], script.parent, env or {"SM_MODEL_DIR": "/m"}, out)
         code = process.wait(60)
     return code, log.read_text()
 
@@ -74,7 +75,7 @@ def test_two_jobs_draw_different_random_numbers(script: Path) -> None:
 
 def test_a_killed_job_reports_the_signal_as_popen_does(tmp_path: Path) -> None:
     (tmp_path / "sleep.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
-    process = WARM_PYTHON.popen(["sleep.py"], tmp_path, {}, subprocess.PIPE)
+    process = CONTAINER_PYTHON.popen(["sleep.py"], tmp_path, {}, subprocess.PIPE)
     assert process.stdout and process.stdout.readline() == b"started\n"
     assert process.poll() is None
     with pytest.raises(subprocess.TimeoutExpired):
@@ -85,7 +86,7 @@ def test_a_killed_job_reports_the_signal_as_popen_does(tmp_path: Path) -> None:
 
 def test_modules_run_with_dash_m_and_unbuffered_output(tmp_path: Path) -> None:
     (tmp_path / "scorer.py").write_text("import sys\nprint('scored', sys.argv[1:])\n")
-    process = WARM_PYTHON.popen(["-u", "-m", "scorer", "--rows", "5"], tmp_path, {}, subprocess.PIPE)
+    process = CONTAINER_PYTHON.popen(["-u", "-m", "scorer", "--rows", "5"], tmp_path, {}, subprocess.PIPE)
     assert process.stdout and process.stdout.read() == b"scored ['--rows', '5']\n"
     assert process.wait(10) == 0
 
@@ -96,10 +97,10 @@ def test_modules_run_with_dash_m_and_unbuffered_output(tmp_path: Path) -> None:
 def test_interpreter_options_a_fork_cannot_honour_are_refused(argv: list[str], refused: str) -> None:
     assert unsupported_options(argv) == refused
     with pytest.raises(ValueError, match="not supported locally"):
-        WARM_PYTHON.popen(argv, Path("."), {}, subprocess.PIPE)
+        CONTAINER_PYTHON.popen(argv, Path("."), {}, subprocess.PIPE)
 
 
 def test_the_frameworks_libraries_are_already_imported_when_a_job_starts(tmp_path: Path) -> None:
     (tmp_path / "probe.py").write_text("import sys\nprint('sklearn.ensemble' in sys.modules)\n")
-    process = WARM_PYTHON.popen(["probe.py"], tmp_path, {}, subprocess.PIPE)
+    process = CONTAINER_PYTHON.popen(["probe.py"], tmp_path, {}, subprocess.PIPE)
     assert process.stdout and process.stdout.read() == b"True\n"

@@ -8,8 +8,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from local_runtime.sagemaker.warm_python import WarmProcess
 from local_runtime.template import ACCOUNT, REGION
+from local_runtime.warm_python import WarmProcess, WarmPython
+
+# What SageMaker's containers run in: the libraries of the scikit-learn image that this project's scripts
+# use, XGBoost for training on several hosts, and the model server, already imported.
+CONTAINER_PYTHON = WarmPython(
+    (
+        "numpy",
+        "scipy.sparse",
+        "joblib",
+        "sklearn.compose",
+        "sklearn.ensemble",
+        "sklearn.impute",
+        "sklearn.linear_model",
+        "sklearn.metrics",
+        "sklearn.pipeline",
+        "sklearn.preprocessing",
+        "xgboost",
+        "local_runtime.model_server",
+    )
+)
 
 
 def resource_arn(kind: str, name: str) -> str:

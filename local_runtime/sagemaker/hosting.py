@@ -16,9 +16,8 @@ from typing import Any
 from local_runtime import s3files
 from local_runtime.errors import ServiceError
 from local_runtime.sagemaker import containers
-from local_runtime.sagemaker.common import listed, resource_arn
+from local_runtime.sagemaker.common import CONTAINER_PYTHON, listed, resource_arn
 from local_runtime.sagemaker.server_pool import ModelServerPool, ServerKey
-from local_runtime.sagemaker.warm_python import WARM_PYTHON
 from local_runtime.template import ACCOUNT
 
 
@@ -27,7 +26,7 @@ class ModelServer:
 
     def __init__(self, model_dir: Path, code_dir: Path, program: str, log_path: Path) -> None:
         self.log = log_path.open("ab")
-        self.process = WARM_PYTHON.popen(
+        self.process = CONTAINER_PYTHON.popen(
             ["-m", "local_runtime.model_server", "--model-dir", str(model_dir), "--code-dir", str(code_dir),
              "--program", program],
             Path(__file__).resolve().parents[2],  # the repository root, for -m local_runtime.model_server

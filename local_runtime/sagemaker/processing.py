@@ -20,9 +20,9 @@ from typing import Any
 from local_runtime import s3files
 from local_runtime.errors import ServiceError
 from local_runtime.sagemaker import containers
-from local_runtime.sagemaker.common import Job, resource_arn
+from local_runtime.sagemaker.common import CONTAINER_PYTHON, Job, resource_arn
 from local_runtime.sagemaker.jobs import Jobs
-from local_runtime.sagemaker.warm_python import WARM_PYTHON, unsupported_options
+from local_runtime.warm_python import unsupported_options
 
 CONTAINER_ROOT = "/opt/ml/"
 INTERPRETERS = {"python", "python3"}
@@ -104,7 +104,7 @@ class ProcessingJobs(Jobs):
         env = {**os.environ, **request.get("Environment", {})}
         log_path = work / "processing.log"
         with log_path.open("wb") as log:
-            process = WARM_PYTHON.popen(command[1:], work, env, log, subprocess.STDOUT)
+            process = CONTAINER_PYTHON.popen(command[1:], work, env, log, subprocess.STDOUT)
             job.processes = [process]
             try:
                 code = process.wait(timeout=max_runtime)

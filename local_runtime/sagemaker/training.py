@@ -28,9 +28,8 @@ from packaging.requirements import Requirement
 
 from local_runtime import s3files
 from local_runtime.sagemaker import containers
-from local_runtime.sagemaker.common import Job, resource_arn
+from local_runtime.sagemaker.common import CONTAINER_PYTHON, Job, resource_arn
 from local_runtime.sagemaker.jobs import Jobs
-from local_runtime.sagemaker.warm_python import WARM_PYTHON
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # How long the other hosts get to finish once one host has failed, before they are killed.
@@ -128,7 +127,7 @@ class TrainingJobs(Jobs):
         logs = {host: (work / host / "training.log").open("wb") for host in hosts}
         try:
             job.processes = [
-                WARM_PYTHON.popen(
+                CONTAINER_PYTHON.popen(
                     [program, *args],
                     code_dir,
                     self._host_environment(job, host, hosts, work / host, channels[host], user_hps, rendezvous),

@@ -1,18 +1,20 @@
-"""A warm Python for SageMaker's containers: one process per job, forked from an interpreter that has
-already imported the framework's libraries, like a container from SageMaker's warm pool.
+"""Warm Pythons: a process per container or Lambda execution environment, forked from an interpreter that
+has already imported the libraries they use, as a warm pool hands out an instance that is ready.
 
-Importing scikit-learn costs about 1.2 s of CPU, and a pipeline run starts three containers that import it
-(training, evaluation, the transform's model server). A fork server pays for it once per process: it
-imports ``PRELOADED`` and then forks a child per container. The child is still a process of its own
-(own memory, environment, working directory, argv and output files) and runs the script as
-``python script.py`` would, as ``__main__``, so each job run stays isolated.
+Importing scikit-learn costs about 1.2 s of CPU, and a pipeline run starts three SageMaker containers that
+import it (training, evaluation, the transform's model server); boto3 and Powertools cost about 0.3 s per
+Lambda execution environment. A fork server pays for them once per process: it imports its preload list,
+then forks a child per container. The child is still a process of its own (own memory, environment,
+working directory, argv and output files) and runs its script as ``python script.py`` would, as
+``__main__``, so each job run or environment stays isolated.
 
 What a fork cannot give a fresh interpreter: environment variables that a library reads while it is
-imported (``OMP_NUM_THREADS`` is applied again through threadpoolctl), and interpreter flags. Seeds are
-drawn again in each child, so two jobs never share "random" numbers.
+imported (``OMP_NUM_THREADS`` is applied again through threadpoolctl), and interpreter options other than
+``-u`` and ``-m`` (the server of an isolated flavour runs with ``-I`` itself). Seeds are drawn again in each
+child, so two jobs never share "random" numbers.
 
-Run as ``python -m local_runtime.sagemaker.warm_python FD``: FD is a SOCK_SEQPACKET socket. Each request
-is a JSON message with the child's stdout and stderr attached (SCM_RIGHTS); the server answers
+Run as ``python [-I] warm_python.py FD MODULE...``: FD is a SOCK_SEQPACKET socket. Each request is a JSON
+message with the child's stdout, stderr and extra descriptors attached (SCM_RIGHTS); the server answers
 ``{"id", "pid"}`` at once and ``{"id", "exit"}`` when the child ends.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -34,28 +37,15 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
-# The libraries of SageMaker's scikit-learn image that this project's scripts use, plus XGBoost for
-# training on several hosts. A module that is not installed is left out.
-PRELOADED = (
-    "numpy",
-    "scipy.sparse",
-    "joblib",
-    "sklearn.compose",
-    "sklearn.ensemble",
-    "sklearn.impute",
-    "sklearn.linear_model",
-    "sklearn.metrics",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "xgboost",
-    "local_runtime.model_server",
-)
 _MESSAGE = 1 << 20
+_MAX_FDS = 8
 
 
 # ----------------------------------------------------------------- the server (its own process)
-def serve(fd: int) -> None:
-    for module in PRELOADED:
+def serve(fd: int, preload: list[str]) -> None:
+    if not sys.flags.isolated:
+        sys.path.pop(0)  # this file's folder, whose modules are not the children's
+    for module in preload:
         with contextlib.suppress(ImportError):
             __import__(module)
     channel = socket.socket(fileno=fd)
@@ -74,7 +64,7 @@ def serve(fd: int) -> None:
             _reap(channel, children)
         if channel not in ready:
             continue
-        data, fds, _, _ = socket.recv_fds(channel, _MESSAGE, 2)
+        data, fds, _, _ = socket.recv_fds(channel, _MESSAGE, _MAX_FDS)
         if not data:  # the runtime is gone: so are its containers
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
@@ -110,11 +100,14 @@ def _run_child(request: dict[str, Any], fds: list[int]) -> None:
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    for source, target in ((devnull, 0), (fds[0], 1), (fds[1], 2)):
-        os.dup2(source, target)
-    for handle in {devnull, *fds}:
-        os.close(handle)
+    # stdin from /dev/null, stdout and stderr as given, extra descriptors as 3, 4, ...: first out of the way.
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64) for fd in fds]
+    for fd in fds:
+        os.close(fd)
+    moved.insert(0, os.open(os.devnull, os.O_RDONLY))
+    for target, fd in enumerate(moved):
+        os.dup2(fd, target)
+        os.close(fd)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -127,12 +120,13 @@ def _run_child(request: dict[str, Any], fds: list[int]) -> None:
     sys.argv = argv[1:] if argv[0] == "-m" else argv
     extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
     code: Any = 0
+    if not sys.flags.isolated:  # as `python` puts the script's folder (or, with -m, the cwd) first
+        first = os.getcwd() if argv[0] == "-m" else str(Path(argv[0]).resolve().parent)
+        sys.path[:1] = [first, *extra]
     try:
         if argv[0] == "-m":
-            sys.path[:1] = [os.getcwd(), *extra]
             runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
         else:
-            sys.path[:1] = [str(Path(argv[0]).resolve().parent), *extra]
             runpy.run_path(argv[0], run_name="__main__")
     except SystemExit as exit_:
         code = exit_.code
@@ -221,9 +215,12 @@ class WarmProcess:
 
 
 class WarmPython:
-    """The fork server of this process, started on first use and stopped when the process exits."""
+    """A fork server that has imported ``preload`` (modules not installed are left out), started on first
+    use and stopped when this process exits; ``isolated`` runs it, and so every child, as ``python -I``."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: tuple[str, ...], isolated: bool = False) -> None:
+        self.preload = preload
+        self.isolated = isolated
         self._lock = threading.Lock()
         self._server: subprocess.Popen[bytes] | None = None
         self._channel: socket.socket | None = None
@@ -237,10 +234,18 @@ class WarmPython:
             if self._server is None or self._server.poll() is not None:
                 self._start()
 
-    def popen(self, argv: list[str], cwd: Path, env: dict[str, str], stdout: Any, stderr: Any = None) -> WarmProcess:
+    def popen(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        stdout: Any,
+        stderr: Any = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> WarmProcess:
         """``python *argv`` with output to ``stdout`` and ``stderr`` (open files, ``subprocess.PIPE``, or
-        ``subprocess.STDOUT`` for stderr). ``argv`` is ``[-u] script args...`` or ``[-u] -m module args...``;
-        other interpreter options raise ValueError."""
+        ``subprocess.STDOUT`` for stderr); ``pass_fds`` arrive in the child as 3, 4, ... ``argv`` is
+        ``[-u] script args...`` or ``[-u] -m module args...``; other interpreter options raise ValueError."""
         if unsupported := unsupported_options(argv):
             raise ValueError(f"python option {unsupported} is not supported locally (only -u and -m)")
         read_end = None
@@ -259,7 +264,7 @@ class WarmPython:
                 request_id = next(self._ids)
                 self._waiting[request_id] = process
                 request = {"id": request_id, "argv": argv, "cwd": str(cwd), "env": env}
-                socket.send_fds(self._channel, [json.dumps(request).encode()], [out_fd, err_fd])
+                socket.send_fds(self._channel, [json.dumps(request).encode()], [out_fd, err_fd, *pass_fds])
         finally:
             os.close(out_fd)
             os.close(err_fd)
@@ -281,12 +286,11 @@ class WarmPython:
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._server = subprocess.Popen(
-            [sys.executable, "-m", "local_runtime.sagemaker.warm_python", str(theirs.fileno())],
+            [sys.executable, *(["-I"] if self.isolated else []), __file__, str(theirs.fileno()), *self.preload],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            cwd=Path(__file__).resolve().parents[2],
         )
         theirs.close()
         self._channel = ours
@@ -318,8 +322,5 @@ class WarmPython:
             self._waiting.clear()
 
 
-WARM_PYTHON = WarmPython()
-
-
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), sys.argv[2:])
