@@ -208,3 +208,24 @@ def test_closing_the_runtime_ends_every_worker(tmp_path) -> None:
     runtime.close()
 
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_a_python_worker_starts_with_the_sdk_imported_unless_its_package_ships_its_own(runtime, tmp_path) -> None:
+    probe = """
+        import sys
+
+        SDK_WAS_LOADED = "boto3" in sys.modules
+
+        def handler(event, context):
+            import boto3
+
+            return {"preloaded": SDK_WAS_LOADED, "shipped": getattr(boto3, "SHIPPED", False)}
+    """
+    runtime.add(LocalFunction("plain", _function_folder(tmp_path, "plain", {"app.py": probe}), "app.handler", {}))
+    vendored = _function_folder(tmp_path, "vendored", {"app.py": probe})
+    (vendored / "boto3").mkdir()
+    (vendored / "boto3" / "__init__.py").write_text("SHIPPED = True\n")
+    runtime.add(LocalFunction("vendored", vendored, "app.handler", {}))
+
+    assert _invoke(runtime, "plain").payload == {"preloaded": True, "shipped": False}
+    assert _invoke(runtime, "vendored").payload == {"preloaded": False, "shipped": True}

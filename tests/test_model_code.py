@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,8 @@ import pytest
 from asl import ROOT, load_definition
 from handlers import load_model_module
 from sklearn.datasets import load_digits
+
+from local_runtime.sagemaker.common import CONTAINER_PYTHON
 
 TRAIN = ROOT / "model" / "train.py"
 
@@ -46,9 +47,11 @@ def _run(channels: dict[str, Path], model_dir: Path, *hyperparameters: str) -> s
         "SM_MODEL_DIR": str(model_dir),
         "SM_OUTPUT_DIR": str(model_dir.parent / "output"),
     }
-    return subprocess.run(
-        [sys.executable, str(TRAIN), *hyperparameters], env=env, capture_output=True, text=True, check=False
-    )
+    # As the local SageMaker runs it: a process forked from the containers' warm Python.
+    out, err = model_dir.parent / f"{model_dir.name}.stdout", model_dir.parent / f"{model_dir.name}.stderr"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        code = CONTAINER_PYTHON.popen([str(TRAIN), *hyperparameters], TRAIN.parent, env, stdout, stderr).wait(600)
+    return subprocess.CompletedProcess([str(TRAIN), *hyperparameters], code, out.read_text(), err.read_text())
 
 
 def _metric_definitions() -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 from asl import ROOT
 from sklearn.datasets import load_iris
+
+from local_runtime.sagemaker.common import CONTAINER_PYTHON
 
 SCRIPT = ROOT / "etl" / "prepare_data.py"
 CORPUS = ROOT / "tests" / "data" / "messy"
@@ -161,29 +164,15 @@ def test_rare_and_missing_categories_are_kept_as_missing_values(etl, spark, tmp_
     assert values.count("nan") == 3 and set(values) == {"0", "1", "nan"}
 
 
-def test_the_script_runs_as_a_job_with_glue_style_arguments(tmp_path) -> None:
+def test_the_script_runs_as_a_job_with_glue_style_arguments(spark, tmp_path, monkeypatch, capsys) -> None:
+    """As Glue's warm driver runs it: as __main__ with Glue's arguments, in a driver whose session runs."""
     raw = iris_csv(tmp_path / "iris.csv")
     out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--JOB_NAME",
-            "prepare",
-            "--raw_input_uri",
-            str(raw),
-            "--output_uri",
-            str(out),
-            "--label_column",
-            "label",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1])["status"] == "succeeded"
+    argv = ["--JOB_NAME", "prepare", "--raw_input_uri", str(raw), "--output_uri", str(out), "--label_column", "label"]
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *argv])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert json.loads(printed.strip().splitlines()[-1])["status"] == "succeeded"
     assert sum(len(_rows(out / name)) for name in ("train", "validation", "test")) == 150
 
 
@@ -215,8 +204,10 @@ def _train(prepared: Path, model_dir: Path) -> None:
         "SM_MODEL_DIR": str(model_dir),
         "SM_OUTPUT_DIR": str(model_dir.parent / "output"),
     }
-    result = subprocess.run([sys.executable, str(ROOT / "model" / "train.py")], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
+    train, log_path = ROOT / "model" / "train.py", model_dir.parent / "train.log"
+    with log_path.open("wb") as log:  # as the local SageMaker runs it, forked from the containers' warm Python
+        code = CONTAINER_PYTHON.popen([str(train)], train.parent, env, log, subprocess.STDOUT).wait(600)
+    assert code == 0, log_path.read_text()[-2000:]
 
 
 def _raw_records(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
