@@ -66,7 +66,7 @@ scan: $(STAMP) $(SCAN_STAMP)
 	$(PY) -m pytest tests/test_security_scans.py
 
 bench: $(STAMP) browser
-	$(PY) bench/run.py
+	TEST_WORKERS=$(TEST_WORKERS) $(PY) bench/run.py
 
 # Rows -> per-state seconds and peak memory, up to 1M rows (about 10 minutes on 2 cores).
 bench-scale: $(STAMP)

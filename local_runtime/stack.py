@@ -911,6 +911,9 @@ class LocalDeployment:
             for event_name, event in events.items():
                 if event["Type"] in API_EVENTS:
                     continue
+                if event["Type"] == "S3":
+                    self._s3_notification(function_id, event_name, self.template.resolve(event["Properties"]))
+                    continue
                 if event["Type"] not in WIRED_FUNCTION_EVENTS:
                     self.skipped.append(f"{function_id} event {event_name} ({event['Type']} event source)")
                     log.warning("skipped %s's %s event source %s", function_id, event["Type"], event_name)
@@ -922,6 +925,25 @@ class LocalDeployment:
                         and resource["Type"] in GENERATED_EVENT_TYPES
                     ):
                         known[resource["Type"]](logical_id)
+
+    def _s3_notification(self, function_id: str, event_name: str, props: dict[str, Any]) -> None:
+        """S3 invoking a function on object events. moto's S3 notifies a delivery queue, with the event's
+        events and key filter, and the delivery thread invokes the function asynchronously with S3's event,
+        as S3 does. GetBucketNotificationConfiguration therefore shows a queue where AWS shows the function."""
+        assert self.template
+        bucket, sqs, s3 = props["Bucket"], self.client("sqs"), self.client("s3")
+        queue = sqs.create_queue(QueueName=f"{self.stack_name}-{function_id}{event_name}-s3"[:80])["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = props["Events"] if isinstance(props["Events"], list) else [props["Events"]]
+        notification: dict[str, Any] = {"Id": f"{function_id}{event_name}", "QueueArn": queue_arn, "Events": events}
+        if "Filter" in props:
+            notification["Filter"] = {"Key": {"FilterRules": props["Filter"]["S3Key"]["Rules"]}}
+        config = s3.get_bucket_notification_configuration(Bucket=bucket)
+        config.pop("ResponseMetadata", None)
+        config.setdefault("QueueConfigurations", []).append(notification)
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+        function_arn = self.template.resolve({"Fn::GetAtt": [function_id, "Arn"]})
+        self._rules.append((queue, f"arn:aws:s3:::{bucket}", {"Arn": function_arn}))
 
     def _http_api(self, logical_id: str) -> None:
         """An HTTP API's routes on 127.0.0.1, invoking functions with payload format 2.0 events."""
@@ -1118,7 +1140,8 @@ class LocalDeployment:
                     for message in messages:
                         body = json.loads(message["Body"])
                         event = moto_s3_event_as_aws_sends_it(body, self._multipart_seen[queue])
-                        if event is not None:
+                        # S3 tests a queue it is told to notify; a function it notifies gets no such event.
+                        if event is not None and event.get("Event") != "s3:TestEvent":
                             transformer = target.get("InputTransformer") or {}
                             payload = target.get("Input") or transform_input(event, transformer)
                             self._send_to_target(target, payload, "events", rule_arn)
@@ -1242,12 +1265,16 @@ def _queue_url(queue_arn: str) -> str:
 
 
 def moto_s3_event_as_aws_sends_it(event: dict[str, Any], multipart_seen: set[tuple[str, ...]]) -> dict[str, Any] | None:
-    """The event as S3 sends it to EventBridge, or None for one S3 would not send.
+    """The event as S3 sends it to EventBridge (or in a bucket notification), or None for one S3 would not send.
 
     moto names the object's ETag ``eTag`` (S3: ``etag``) and gives no API name as the ``reason``. It also
     sends two events for one multipart upload (its internal PutObject, then CompleteMultipartUpload);
     S3 sends one. A multipart object's ETag ends in ``-<parts>``, which a PutObject's never does.
     """
+    for record in event.get("Records", []):  # a bucket notification's: S3 URL-encodes the key but keeps "/"
+        obj = record.get("s3", {}).get("object", {})
+        if "key" in obj:
+            obj["key"] = obj["key"].replace("%2F", "/")
     obj = event.get("detail", {}).get("object", {})
     if event.get("source") != "aws.s3" or "key" not in obj:
         return event

@@ -172,6 +172,57 @@ Outputs:
         assert requests.post(stack.outputs["HelloWorldApi"] + "world", timeout=10).status_code == 403
 
 
+UPLOAD_FUNCTION = """
+import json, os
+import boto3
+
+def handler(event, context):
+    (record,) = event["Records"]
+    s3 = record["s3"]
+    body = {"event": record["eventName"], "bucket": s3["bucket"]["name"], "key": s3["object"]["key"]}
+    boto3.client("sqs").send_message(QueueUrl=os.environ["SEEN_QUEUE_URL"], MessageBody=json.dumps(body))
+"""
+
+
+def test_an_object_put_under_the_filtered_prefix_invokes_the_function_its_s3_event_names(tmp_path: Path) -> None:
+    template = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Uploads:
+    Type: AWS::S3::Bucket
+  Seen:
+    Type: AWS::SQS::Queue
+  OnUploadFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.13
+      CodeUri: src/
+      Handler: app.handler
+      Environment: {Variables: {SEEN_QUEUE_URL: !Ref Seen}}
+      Policies: [SQSSendMessagePolicy: {QueueName: !GetAtt Seen.QueueName}]
+      Events:
+        Uploaded:
+          Type: S3
+          Properties:
+            Bucket: !Ref Uploads
+            Events: s3:ObjectCreated:*
+            Filter: {S3Key: {Rules: [{Name: prefix, Value: incoming/}]}}
+"""
+    with LocalDeployment(_app(tmp_path, template, UPLOAD_FUNCTION), "uploads") as stack:
+        assert stack.skipped == []
+        s3, sqs = stack.client("s3"), stack.client("sqs")
+        bucket, queue = stack.template.physical_ids["Uploads"], stack.template.physical_ids["Seen"]
+        s3.put_object(Bucket=bucket, Key="elsewhere/a.csv", Body=b"ignored")
+        s3.put_object(Bucket=bucket, Key="incoming/b.csv", Body=b"seen")
+
+        messages = wait_for(lambda: sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages"), 30)
+        assert [json.loads(m["Body"]) for m in messages] == [
+            {"event": "ObjectCreated:Put", "bucket": bucket, "key": "incoming/b.csv"}
+        ]
+        time.sleep(1)  # the other object, outside the prefix, invoked nothing
+        assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages") is None
+
+
 def test_a_resource_of_an_unknown_type_is_skipped_with_a_warning_and_a_call_naming_it_fails_clearly(
     tmp_path: Path, caplog
 ) -> None:
