@@ -234,6 +234,11 @@ def test_an_endpoint_takes_the_warm_server_a_transform_left_and_still_checks_its
         ) in access.assumed
         assert "arn:aws:iam::123456789012:role/serving ecr:BatchGetImage" in access.required
         assert sagemaker.invoke_endpoint("endpoint", b"5.1", "text/csv", "text/csv")[2] == b"setosa"
+        # The warm server's output now goes to the endpoint's log, not the transform job's.
+        assert sagemaker.invoke_endpoint("endpoint", b"\xff", "text/csv", "text/csv")[0] == 500
+        endpoint_log = next((tmp_path / "endpoints").rglob("server.log"))
+        wait_until(lambda: "UnicodeDecodeError" in endpoint_log.read_text())
+        assert "UnicodeDecodeError" not in (tmp_path / "transform" / "score" / "server.log").read_text()
     finally:
         sagemaker.stop()
     assert exited(warm)

@@ -22,9 +22,12 @@ from local_runtime.template import ACCOUNT
 
 
 class ModelServer:
-    """One model_server.py process, with a count of requests in flight."""
+    """One model_server.py process, with a count of requests in flight. Its output goes to its current
+    owner's log: a warm server handed to an endpoint logs to the endpoint's folder from then on."""
 
     def __init__(self, model_dir: Path, code_dir: Path, program: str, log_path: Path) -> None:
+        self._log_lock = threading.Lock()
+        self._relay: threading.Thread | None = None
         self.log = log_path.open("ab")
         self.process = CONTAINER_PYTHON.popen(
             ["-m", "local_runtime.model_server", "--model-dir", str(model_dir), "--code-dir", str(code_dir),
@@ -32,16 +35,40 @@ class ModelServer:
             Path(__file__).resolve().parents[2],  # the repository root, for -m local_runtime.model_server
             dict(os.environ),
             subprocess.PIPE,
-            self.log,
+            subprocess.STDOUT,
         )  # fmt: skip
         assert self.process.stdout
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("listening on "):
+        port = None
+        for raw in self.process.stdout:  # what model_fn prints, then the line that says it is ready
+            if raw.startswith(b"listening on "):
+                port = int(raw.split()[-1])
+                break
+            self._write(raw)
+        if port is None:
             self.stop()
             raise RuntimeError(f"model server did not start; see {log_path}")
-        self.port = int(line.split()[-1])
+        self.port = port
+        self._relay = threading.Thread(target=self._relay_output, daemon=True, name=f"model-server-{port}")
+        self._relay.start()
         self.in_flight = 0
         self._lock = threading.Lock()
+
+    def log_to(self, log_path: Path) -> None:
+        """Sends the server's output to a new owner's log."""
+        with self._log_lock:
+            self.log.close()
+            self.log = log_path.open("ab")
+
+    def _write(self, raw: bytes) -> None:
+        with self._log_lock:
+            if not self.log.closed:
+                self.log.write(raw)
+                self.log.flush()
+
+    def _relay_output(self) -> None:
+        assert self.process.stdout
+        for raw in self.process.stdout:
+            self._write(raw)
 
     def ping(self) -> bool:
         try:
@@ -90,7 +117,10 @@ class ModelServer:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        self.log.close()
+        if self._relay is not None:
+            self._relay.join(2)
+        with self._log_lock:
+            self.log.close()
 
 
 @dataclass
@@ -145,9 +175,12 @@ class Hosting:
             program=program,
             environment=tuple(sorted({**environment, **(job_environment or {})}.items())),
         )
-        # A warm server keeps its first owner's model and code folders and log (they hold the same content).
+        # A warm server keeps its first owner's model and code folders (they hold the same content).
         server = self.server_pool.take(key)
-        if server is None:
+        if server is not None:
+            work.mkdir(parents=True, exist_ok=True)
+            server.log_to(work / "server.log")
+        else:
             model_dir = s3files.extract_tarball(s3, container["ModelDataUrl"], work / "model")
             code_dir = s3files.extract_tarball(s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"], work / "code")
             server = ModelServer(model_dir, code_dir, program, work / "server.log")
