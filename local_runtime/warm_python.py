@@ -268,7 +268,7 @@ class WarmPython:
         finally:
             os.close(out_fd)
             os.close(err_fd)
-        if not process._started.wait(60) or not process.pid:
+        if not process._started.wait(300) or not process.pid:  # the first waits for the imports
             raise RuntimeError("the warm Python did not start the container")
         return process
 
