@@ -1140,8 +1140,7 @@ class LocalDeployment:
                     for message in messages:
                         body = json.loads(message["Body"])
                         event = moto_s3_event_as_aws_sends_it(body, self._multipart_seen[queue])
-                        # S3 tests a queue it is told to notify; a function it notifies gets no such event.
-                        if event is not None and event.get("Event") != "s3:TestEvent":
+                        if event is not None:
                             transformer = target.get("InputTransformer") or {}
                             payload = target.get("Input") or transform_input(event, transformer)
                             self._send_to_target(target, payload, "events", rule_arn)
@@ -1271,6 +1270,8 @@ def moto_s3_event_as_aws_sends_it(event: dict[str, Any], multipart_seen: set[tup
     sends two events for one multipart upload (its internal PutObject, then CompleteMultipartUpload);
     S3 sends one. A multipart object's ETag ends in ``-<parts>``, which a PutObject's never does.
     """
+    if event.get("Event") == "s3:TestEvent":
+        return None  # S3 tests a queue it is told to notify; a function it notifies gets no such event
     for record in event.get("Records", []):  # a bucket notification's: S3 URL-encodes the key but keeps "/"
         obj = record.get("s3", {}).get("object", {})
         if "key" in obj:

@@ -231,8 +231,7 @@ class WarmPython:
     def start(self) -> None:
         """Starts the server now, so its imports overlap other work; every call after the first is free."""
         with self._lock:
-            if self._server is None or self._server.poll() is not None:
-                self._start()
+            self._ensure_running()
 
     def popen(
         self,
@@ -258,8 +257,7 @@ class WarmPython:
         process = WarmProcess(read_end)
         try:
             with self._lock:
-                if self._server is None or self._server.poll() is not None:
-                    self._start()
+                self._ensure_running()
                 assert self._channel
                 request_id = next(self._ids)
                 self._waiting[request_id] = process
@@ -283,7 +281,10 @@ class WarmPython:
                     self._server.kill()
             self._server = self._channel = None
 
-    def _start(self) -> None:
+    def _ensure_running(self) -> None:
+        """Starts the server unless it runs (a dead one is replaced); called with the lock held."""
+        if self._server is not None and self._server.poll() is None:
+            return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._server = subprocess.Popen(
             [sys.executable, *(["-I"] if self.isolated else []), __file__, str(theirs.fileno()), *self.preload],

@@ -22,7 +22,6 @@ from local_runtime.errors import ServiceError
 from local_runtime.sagemaker import containers
 from local_runtime.sagemaker.common import CONTAINER_PYTHON, Job, resource_arn
 from local_runtime.sagemaker.jobs import Jobs
-from local_runtime.warm_python import unsupported_options
 
 CONTAINER_ROOT = "/opt/ml/"
 INTERPRETERS = {"python", "python3"}
@@ -98,13 +97,14 @@ class ProcessingJobs(Jobs):
                 return
             self._upload_outputs(job, root)
             return
-        if unsupported := unsupported_options(command[1:]):
-            job.failure = f"ValidationException: python runs [-u] SCRIPT or -m MODULE locally, not {unsupported}"
-            raise RuntimeError(job.failure)
         env = {**os.environ, **request.get("Environment", {})}
         log_path = work / "processing.log"
         with log_path.open("wb") as log:
-            process = CONTAINER_PYTHON.popen(command[1:], work, env, log, subprocess.STDOUT)
+            try:
+                process = CONTAINER_PYTHON.popen(command[1:], work, env, log, subprocess.STDOUT)
+            except ValueError as refused:  # an interpreter option that a forked child cannot honour
+                job.failure = f"ValidationException: {refused}"
+                raise RuntimeError(job.failure) from None
             job.processes = [process]
             try:
                 code = process.wait(timeout=max_runtime)
